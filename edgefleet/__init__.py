@@ -1,0 +1,7 @@
+"""edgefleet: the contracts every component shares (package format, signing, MQTT messages, profiles)."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""The ``edgefleet`` command line: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+from edgefleet.cli._app import app, main
+
+__all__ = ["app", "main"]

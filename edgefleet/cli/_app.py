@@ -1,0 +1,40 @@
+"""The root Typer app, its command groups, and the handler that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from edgefleet.cli import keys, package
+from edgefleet.errors import EdgefleetError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="edgefleet",
+    help="Take ML models from a server to fleets of small devices and keep them healthy there.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(keys.app, name="keys")
+app.add_typer(package.app, name="package")
+
+_err = Console(stderr=True)
+
+
+def main() -> None:
+    """Run the command line; an EdgefleetError becomes its message, hint and exit code (``--debug`` shows the traceback)."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except EdgefleetError as err:
+        if debug:
+            raise
+        _err.print(f"[bold red]error:[/] {err.message}", highlight=False)
+        if err.hint:
+            _err.print(f"[yellow]hint:[/] {err.hint}", highlight=False)
+        sys.exit(err.exit_code)

@@ -1,0 +1,124 @@
+"""The one exception hierarchy of edgefleet, with what each error means for the command line.
+
+* EdgefleetError
+  x ConfigError              bad settings or bad input given by the user (exit 2)
+  x InputError               a file, option or dataset the user gave is unusable (exit 2)
+  x PackageError             a model package was refused (exit 1)
+    + ManifestError          the manifest breaks the schema or disagrees with the archive
+    + SignatureError         missing, malformed or wrong signature
+      - UntrustedKeyError    signed by a key this reader does not trust
+    + UnsafeArchiveError     a member that could escape the target or exhaust the disk
+    + IntegrityError         a file whose size or sha256 differs from the manifest
+    + DowngradeError         an older version than the installed one, without an explicit rollback
+  x ExportError              exporting or quantizing a model failed (exit 1)
+    + ParityError            an exported artifact disagrees with the reference model
+    + GateFailed             a quality gate was missed
+  x AgentError               the edge agent cannot go on (exit 1)
+  x ServerError              the fleet server cannot start or serve (exit 1)
+  x UpdateError              a model update on a device failed (exit 1)
+  x IllegalTransition        a state machine was asked for a move its table does not have (exit 1)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentError",
+    "ConfigError",
+    "DowngradeError",
+    "EdgefleetError",
+    "ExportError",
+    "GateFailed",
+    "IllegalTransition",
+    "InputError",
+    "IntegrityError",
+    "ManifestError",
+    "PackageError",
+    "ParityError",
+    "ServerError",
+    "SignatureError",
+    "UnsafeArchiveError",
+    "UntrustedKeyError",
+    "UpdateError",
+]
+
+
+class EdgefleetError(Exception):
+    """Root of every error edgefleet raises on purpose.
+
+    ``message`` says what happened, with the values; ``hint`` says what to do next.
+    ``exit_code`` follows the command-line contract: 1 for a failed check, 2 for bad input.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(EdgefleetError):
+    exit_code = 2
+
+
+class InputError(EdgefleetError):
+    exit_code = 2
+
+
+class PackageError(EdgefleetError):
+    pass
+
+
+class ManifestError(PackageError):
+    pass
+
+
+class SignatureError(PackageError):
+    pass
+
+
+class UntrustedKeyError(SignatureError):
+    pass
+
+
+class UnsafeArchiveError(PackageError):
+    pass
+
+
+class IntegrityError(PackageError):
+    pass
+
+
+class DowngradeError(PackageError):
+    pass
+
+
+class ExportError(EdgefleetError):
+    pass
+
+
+class ParityError(ExportError):
+    pass
+
+
+class GateFailed(ExportError):
+    pass
+
+
+class AgentError(EdgefleetError):
+    pass
+
+
+class ServerError(EdgefleetError):
+    pass
+
+
+class UpdateError(EdgefleetError):
+    pass
+
+
+class IllegalTransition(EdgefleetError):
+    pass
