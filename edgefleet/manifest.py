@@ -12,7 +12,6 @@ from edgefleet.ids import ModelName, RelPath, Sha256Hex
 from edgefleet.semver import SemVerStr
 
 __all__ = [
-    "MANIFEST_SCHEMA",
     "Artifact",
     "ArtifactFormat",
     "ChannelSpec",
@@ -32,8 +31,6 @@ __all__ = [
     "TensorSpec",
     "TestVectors",
 ]
-
-MANIFEST_SCHEMA = "ef.manifest.v1"
 
 
 class Task(StrEnum):
@@ -167,7 +164,7 @@ class Metrics(Contract):
 
 
 class Manifest(Contract):
-    schema_: Literal["ef.manifest.v1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    schema_: Literal["ef.manifest.v1"] = Field(default="ef.manifest.v1", alias="schema")
     name: ModelName
     version: SemVerStr
     task: Task

@@ -52,7 +52,7 @@ class SemVer:
 
 def parse_semver(text: str) -> SemVer:
     """Parse ``X.Y.Z[-pre][+build]``; raises ValueError when ``text`` is not a semantic version."""
-    match = _SEMVER.match(text)
+    match = _SEMVER.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a semantic version such as 1.2.3 or 1.2.3-rc.1")
     major, minor, patch, pre, _build = match.groups()

@@ -32,7 +32,7 @@ def subscription(kind: TopicKind, *, share_group: str | None = None) -> str:
 
 def parse_topic(name: str) -> tuple[str, TopicKind] | None:
     """The device id and kind of a topic, or None when it is not an edgefleet device topic."""
-    match = _TOPIC.match(name)
+    match = _TOPIC.fullmatch(name)
     if match is None:
         return None
     return match.group(1), TopicKind(match.group(2))

@@ -7,7 +7,8 @@ import sys
 import typer
 from rich.console import Console
 
-from edgefleet.cli import keys, package
+from edgefleet.cli.keys import app as keys_app
+from edgefleet.cli.package import app as package_app
 from edgefleet.errors import EdgefleetError
 
 __all__ = ["app", "main"]
@@ -18,8 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(keys.app, name="keys")
-app.add_typer(package.app, name="package")
+app.add_typer(keys_app, name="keys")
+app.add_typer(package_app, name="package")
 
 _err = Console(stderr=True)
 

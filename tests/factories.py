@@ -1,0 +1,63 @@
+"""Valid contract objects and packages for tests, built the way the pipeline builds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edgefleet.manifest import (
+    ArtifactFormat,
+    ChannelSpec,
+    DType,
+    Manifest,
+    Precision,
+    SensorPreprocessing,
+    Task,
+    TensorSpec,
+)
+from edgefleet.package import build_package, describe_artifact
+from edgefleet.sensor_sim import CHANNELS, FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH
+
+
+def sensor_preprocessing() -> SensorPreprocessing:
+    return SensorPreprocessing(
+        channels=[ChannelSpec(name=n, unit=u, mean=0.0, std=1.0) for n, u in CHANNELS],
+        window_length=WINDOW_LENGTH,
+        sample_rate_hz=SAMPLE_RATE_HZ,
+    )
+
+
+def make_package(
+    tmp: Path, key: Ed25519PrivateKey, *, version: str = "1.0.0", files: dict[str, bytes] | None = None
+) -> Path:
+    """A signed package whose artifacts are the given bytes (not real models: the reader does not care)."""
+    files = files or {"model.onnx": b"not really onnx " * 64, "extra/model-int8.onnx": bytes(range(256)) * 8}
+    src = tmp / f"src-{version}"
+    paths: dict[str, Path] = {}
+    for name, data in files.items():
+        path = src / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths[name] = path
+    artifacts = [
+        describe_artifact(name, path, format=ArtifactFormat.ONNX, precision=Precision.FP32, runtime="onnxruntime>=1.17")
+        for name, path in paths.items()
+    ]
+    manifest = Manifest(
+        name="pump-vibration",
+        version=version,
+        task=Task.CLASSIFICATION,
+        created_at="2026-11-24T00:00:00Z",
+        inputs=[TensorSpec(name="x", shape=[None, len(CHANNELS), WINDOW_LENGTH], dtype=DType.FLOAT32, layout="NCW")],
+        outputs=[TensorSpec(name="logits", shape=[None, len(FAULTS)], dtype=DType.FLOAT32)],
+        labels=list(FAULTS),
+        preprocessing=sensor_preprocessing(),
+        artifacts=artifacts,
+    )
+    return build_package(manifest, paths, key, tmp / f"pump-vibration-{version}.efpkg")
+
+
+def random_windows(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, len(CHANNELS), WINDOW_LENGTH)).astype(np.float32)
