@@ -7,8 +7,10 @@ import sys
 import typer
 from rich.console import Console
 
+from edgefleet.cli.export import export
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
+from edgefleet.cli.train import app as train_app
 from edgefleet.errors import EdgefleetError
 
 __all__ = ["app", "main"]
@@ -21,8 +23,10 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(package_app, name="package")
+app.add_typer(train_app, name="train")
+app.command()(export)
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def main() -> None:

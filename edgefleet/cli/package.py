@@ -17,7 +17,7 @@ __all__ = ["app"]
 
 app = typer.Typer(help="Signed model packages (.efpkg).", no_args_is_help=True)
 _out = Console()
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()

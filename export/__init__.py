@@ -1,0 +1,8 @@
+"""Export: ONNX artifacts, quantization, parity figures, test vectors, and the signed package."""
+
+from __future__ import annotations
+
+from export.pipeline import ExportOptions, export_run
+from export.report import ArtifactReport, ExportReport
+
+__all__ = ["ArtifactReport", "ExportOptions", "ExportReport", "export_run"]

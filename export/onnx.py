@@ -1,0 +1,46 @@
+"""PyTorch → ONNX (fp32) through the dynamo exporter, with a free batch axis."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgefleet.errors import ExportError
+
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_onnx"]
+
+INPUT_NAME = "x"
+OUTPUT_NAME = "probs"
+
+
+def export_onnx(model: nn.Module, sample: torch.Tensor, out: Path) -> Path:
+    """Write ``model`` as a single-file ONNX model; raises ExportError when the exporter fails."""
+    model.eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    try:
+        with warnings.catch_warnings():
+            # the exporter warns about its own internals (onnxscript, torch.export); nothing a user can act on
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (sample,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: batch}},
+                verbose=False,
+            )
+            if program is None:
+                raise ExportError("the ONNX exporter returned no program", hint="report this with the model")
+            program.save(str(out), external_data=False)
+    except ExportError:
+        raise
+    except Exception as err:  # the exporter raises many unrelated types; all mean the same to the user
+        raise ExportError(
+            f"ONNX export failed: {type(err).__name__}: {err}",
+            hint="check the model uses operators ONNX supports; rerun with --debug for the full trace",
+        ) from err
+    return out

@@ -1,0 +1,75 @@
+"""Turn an export folder into a signed package: the manifest from ``export.json``, the artifacts it lists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from edgefleet.errors import InputError
+from edgefleet.manifest import Manifest, Metrics, Task
+from edgefleet.package import build_package, describe_artifact
+from edgefleet.signing import load_private_key
+from export.report import REPORT_FILE, ExportReport
+
+__all__ = ["package_export"]
+
+
+def package_export(
+    export_dir: Path, *, key: Path, version: str, out: Path, compatible_profiles: list[str] | None = None
+) -> Path:
+    """Build and sign the package of an export folder; raises InputError for a bad folder, key or version."""
+    report = _load_report(export_dir)
+    private_key = load_private_key(key)
+    files = {a.path: export_dir / a.path for a in report.artifacts}
+    artifacts = [
+        describe_artifact(a.path, files[a.path], format=a.format, precision=a.precision, runtime=a.runtime)
+        for a in report.artifacts
+    ]
+    try:
+        manifest = Manifest(
+            name=report.name,
+            version=version,
+            task=Task.CLASSIFICATION,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            inputs=report.inputs,
+            outputs=report.outputs,
+            labels=report.labels,
+            preprocessing=report.preprocessing,
+            artifacts=artifacts,
+            metrics=Metrics(
+                reference=report.reference_metrics,
+                artifacts={
+                    a.path: {
+                        "accuracy": a.accuracy,
+                        "macro_f1": a.macro_f1,
+                        "max_abs_diff": a.max_abs_diff,
+                        "top1_agreement": a.top1_agreement,
+                    }
+                    for a in report.artifacts
+                },
+            ),
+            reference_profile=report.reference_profile,
+            test_vectors=report.test_vectors,
+            compatible_profiles=compatible_profiles or [],
+        )
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        raise InputError(
+            f"cannot make a manifest: {'.'.join(map(str, first['loc']))}: {first['msg']}",
+            hint="the version must be semantic (e.g. 1.0.0) and the export folder complete",
+        ) from err
+    return build_package(manifest, files, private_key, out)
+
+
+def _load_report(export_dir: Path) -> ExportReport:
+    path = export_dir / REPORT_FILE
+    try:
+        return ExportReport.model_validate_json(path.read_bytes())
+    except OSError as err:
+        raise InputError(
+            f"{export_dir} holds no {REPORT_FILE}", hint="pass a folder written by `edgefleet export`"
+        ) from err
+    except ValidationError as err:
+        raise InputError(f"{path} is not a valid export report", hint="export the run again") from err

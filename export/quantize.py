@@ -1,0 +1,66 @@
+"""Smaller ONNX models: int8 static quantization (QDQ, per-channel, calibrated) and fp16 weights."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+
+from edgefleet.errors import InputError
+
+__all__ = ["convert_onnx_fp16", "quantize_onnx_int8"]
+
+
+class _Batches(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type hints
+    def __init__(self, input_name: str, data: npt.NDArray[np.float32], batch_size: int) -> None:
+        self._batches: Iterator[dict[str, npt.NDArray[np.float32]]] = (
+            {input_name: data[i : i + batch_size]} for i in range(0, len(data), batch_size)
+        )
+
+    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
+        return next(self._batches, None)
+
+
+def quantize_onnx_int8(
+    fp32_model: Path, calibration: npt.NDArray[np.float32], input_name: str, out: Path, batch_size: int = 16
+) -> Path:
+    """Write the int8 QDQ model of ``fp32_model`` calibrated on ``calibration`` (model inputs, already scaled).
+
+    Raises InputError when the calibration set is empty.
+    """
+    if len(calibration) == 0:
+        raise InputError("the calibration set is empty", hint="int8 needs representative inputs: train with more data")
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_model), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(out),
+            _Batches(input_name, calibration, batch_size),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    return out
+
+
+def convert_onnx_fp16(fp32_model: Path, out: Path) -> Path:
+    """Write ``fp32_model`` with fp16 weights and float32 inputs and outputs (smaller, not faster on x86)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(fp32_model)), keep_io_types=True), str(out))
+    return out
