@@ -10,6 +10,7 @@ from rich.console import Console
 from edgefleet.cli.export import export
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
+from edgefleet.cli.schemas import schemas
 from edgefleet.cli.train import app as train_app
 from edgefleet.errors import EdgefleetError
 
@@ -25,6 +26,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(package_app, name="package")
 app.add_typer(train_app, name="train")
 app.command()(export)
+app.command()(schemas)
 
 _err = Console(stderr=True, soft_wrap=True)
 

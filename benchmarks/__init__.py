@@ -1,0 +1,1 @@
+"""Benchmarks: each measures the project against a baseline in the same run and reports the ratio."""
