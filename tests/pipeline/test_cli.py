@@ -1,0 +1,69 @@
+"""The command line: exit 0 on success, 1 for a failed check, 2 for bad input, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Pipeline
+from tests.package.tarcraft import Member, read_members, write_members
+
+pytestmark = pytest.mark.integration
+
+
+def edgefleet(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "edgefleet", *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_keys_generate_writes_a_private_key_only_its_owner_can_read(tmp_path: Path) -> None:
+    result = edgefleet("keys", "generate", "--out", tmp_path / "k")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "k" / "signing.key").stat().st_mode & 0o777 == 0o600
+    again = edgefleet("keys", "generate", "--out", tmp_path / "k")
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+
+
+def test_verify_accepts_the_package_and_names_its_key(pipeline: Pipeline) -> None:
+    result = edgefleet("package", "verify", pipeline.package, "--trust", pipeline.public_key)
+    assert result.returncode == 0, result.stderr
+    assert "OK pump-vibration 1.0.0" in result.stdout
+
+
+def test_verify_refuses_a_tampered_package_in_one_line(pipeline: Pipeline, tmp_path: Path) -> None:
+    members = [Member(m.name, m.data[:-4] + b"evil") if m.name.endswith(".onnx") else m for m in read_members(pipeline.package)]
+    bad = write_members(tmp_path / "bad.efpkg", members)
+    result = edgefleet("package", "verify", bad, "--trust", pipeline.public_key)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "does not match the sha256" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("package", "verify", "/no/such.efpkg", "--trust", "/no/such.pub"),
+        ("package", "inspect", "/no/such.efpkg"),
+        ("export", "/no/run", "--out", "/tmp/never", "--precisions", "fp8"),
+        ("package", "build", "/no/export", "--key", "/no/key", "--version", "1.0.0", "--out", "/tmp/x.efpkg"),
+    ],
+)
+def test_bad_input_exits_2_with_a_hint_and_no_traceback(args: tuple[str, ...]) -> None:
+    result = edgefleet(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_inspect_shows_the_artifacts(pipeline: Pipeline) -> None:
+    result = edgefleet("package", "inspect", pipeline.package)
+    assert result.returncode == 0
+    assert "pump-vibration-int8.onnx" in result.stdout

@@ -1,0 +1,64 @@
+"""Training, export and packaging produce a package whose artifacts meet their own test vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edgefleet.errors import InputError
+from edgefleet.manifest import ArtifactFormat, Precision
+from edgefleet.package import open_package
+from edgefleet.signing import load_public_keys
+from edgefleet.tensors import decode_tensor
+from export import ExportOptions, export_run
+from tests.conftest import Pipeline
+from train import load_run
+
+pytestmark = pytest.mark.integration
+
+
+def test_training_writes_a_run_that_classifies_held_out_recordings(pipeline: Pipeline) -> None:
+    run = load_run(pipeline.run)
+    assert run.metrics["macro_f1"] >= 0.9
+    assert run.reference_profile.sample_count > 0
+    assert sum(run.reference_profile.class_counts) == run.reference_profile.sample_count
+    assert {f.name for f in run.reference_profile.features} >= {"accel_x.rms", "temperature.mean"}
+
+
+def test_int8_artifact_is_smaller_and_agrees_with_pytorch(pipeline: Pipeline) -> None:
+    report = json.loads((pipeline.export / "export.json").read_text())
+    by_precision = {a["precision"]: a for a in report["artifacts"]}
+    assert by_precision["int8"]["size_bytes"] < 0.6 * by_precision["fp32"]["size_bytes"]
+    assert by_precision["fp32"]["max_abs_diff"] < 1e-4
+    assert by_precision["int8"]["top1_agreement"] >= 0.95
+
+
+def test_every_packaged_artifact_meets_its_test_vectors(pipeline: Pipeline, tmp_path: Path) -> None:
+    opened = open_package(pipeline.package, tmp_path / "pkg", load_public_keys([pipeline.public_key]))
+    vectors = opened.manifest.test_vectors
+    assert vectors is not None
+    inputs = {name: decode_tensor(t) for name, t in vectors.inputs.items()}
+    for artifact in opened.manifest.artifacts:
+        session = ort.InferenceSession(str(opened.artifact_path(artifact)), providers=["CPUExecutionProvider"])
+        expected = vectors.expected[artifact.path]
+        (got,) = session.run(None, inputs)
+        want = decode_tensor(expected.outputs["probs"])
+        assert np.abs(got - want).max() <= expected.atol
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=0.05)  # probabilities, as the contract says
+
+
+def test_an_unsupported_combination_is_refused_before_any_work(pipeline: Pipeline, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not available"):
+        export_run(pipeline.run, tmp_path / "x", ExportOptions(formats=(ArtifactFormat.TFLITE,)))
+    with pytest.raises(InputError, match="no precision"):
+        export_run(pipeline.run, tmp_path / "x", ExportOptions(precisions=()))
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="holds no run.json"):
+        export_run(tmp_path, tmp_path / "x", ExportOptions(precisions=(Precision.FP32,)))
