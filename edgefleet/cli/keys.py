@@ -10,7 +10,7 @@ from rich.console import Console
 
 from edgefleet.signing import generate_keys, key_id, load_private_key
 
-__all__ = ["app"]
+__all__ = ["app", "generate"]
 
 app = typer.Typer(help="Signing keys for model packages.", no_args_is_help=True)
 _out = Console()

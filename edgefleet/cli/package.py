@@ -13,7 +13,7 @@ from rich.table import Table
 from edgefleet.errors import PackageError
 from edgefleet.manifest import Manifest
 
-__all__ = ["app"]
+__all__ = ["app", "build", "inspect", "verify"]
 
 app = typer.Typer(help="Signed model packages (.efpkg).", no_args_is_help=True)
 _out = Console()

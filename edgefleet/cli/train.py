@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["app"]
+__all__ = ["app", "pdm"]
 
 app = typer.Typer(help="Train models for edge devices.", no_args_is_help=True)
 _out = Console()

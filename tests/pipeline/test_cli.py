@@ -38,7 +38,9 @@ def test_verify_accepts_the_package_and_names_its_key(pipeline: Pipeline) -> Non
 
 
 def test_verify_refuses_a_tampered_package_in_one_line(pipeline: Pipeline, tmp_path: Path) -> None:
-    members = [Member(m.name, m.data[:-4] + b"evil") if m.name.endswith(".onnx") else m for m in read_members(pipeline.package)]
+    members = [
+        Member(m.name, m.data[:-4] + b"evil") if m.name.endswith(".onnx") else m for m in read_members(pipeline.package)
+    ]
     bad = write_members(tmp_path / "bad.efpkg", members)
     result = edgefleet("package", "verify", bad, "--trust", pipeline.public_key)
     assert result.returncode == 1

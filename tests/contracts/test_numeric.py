@@ -1,0 +1,93 @@
+"""Semantic versions, sketches, preprocessing and the physics of the sensor simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgefleet.errors import InputError
+from edgefleet.preprocess import prepare_sensor_windows
+from edgefleet.semver import parse_semver
+from edgefleet.sensor_sim import FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH, Bearing, Recording, simulate_dataset
+from edgefleet.sketch import count_into, reference_histogram
+from tests.factories import sensor_preprocessing
+
+pytestmark = pytest.mark.unit
+
+
+def test_semver_orders_as_semver_org_says() -> None:
+    ordered = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.2.0",
+        "1.10.0",
+    ]
+    parsed = [parse_semver(v) for v in ordered]
+    assert parsed == sorted(parsed)
+    assert str(parse_semver("2.0.1-rc.1+build.5")) == "2.0.1-rc.1"
+    for bad in ("1.0", "01.0.0", "1.0.0\n", "v1.0.0"):
+        with pytest.raises(ValueError, match="not a semantic version"):
+            parse_semver(bad)
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200), st.lists(st.floats(-1e7, 1e7), max_size=200))
+def test_sketch_counts_every_value_once(reference: list[float], live: list[float]) -> None:
+    histogram = reference_histogram(reference)
+    assert sum(histogram.counts) == len(reference)
+    assert sum(count_into(histogram.edges, live)) == len(live)
+
+
+@given(st.lists(st.floats(-100, 100), max_size=50), st.lists(st.floats(-100, 100), max_size=50))
+def test_sketches_merge_by_adding_counts(a: list[float], b: list[float]) -> None:
+    edges = [-50.0, -1.0, 0.0, 1.0, 50.0]
+    merged = [x + y for x, y in zip(count_into(edges, a), count_into(edges, b), strict=True)]
+    assert merged == count_into(edges, a + b)
+
+
+def test_preprocessing_refuses_wrong_shapes_and_nan() -> None:
+    spec = sensor_preprocessing()
+    assert prepare_sensor_windows(np.zeros((4, WINDOW_LENGTH)), spec).shape == (1, 4, WINDOW_LENGTH)
+    with pytest.raises(InputError, match="the model needs"):
+        prepare_sensor_windows(np.zeros((3, WINDOW_LENGTH)), spec)
+    bad = np.zeros((4, WINDOW_LENGTH))
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        prepare_sensor_windows(bad, spec)
+
+
+def test_the_same_seed_gives_the_same_data() -> None:
+    a, la, ga = simulate_dataset(2, 2, seed=7)
+    b, lb, gb = simulate_dataset(2, 2, seed=7)
+    assert np.array_equal(a, b)
+    assert np.array_equal(la, lb)
+    assert np.array_equal(ga, gb)
+
+
+def _spectrum_peak_hz(signal: np.ndarray, sample_rate: float) -> float:
+    spectrum = np.abs(np.fft.rfft(signal - signal.mean()))
+    return float(np.fft.rfftfreq(len(signal), 1 / sample_rate)[spectrum.argmax()])
+
+
+def test_imbalance_shows_at_shaft_speed_and_misalignment_at_twice_it() -> None:
+    rng = np.random.default_rng(0)
+    for fault, order in (("imbalance", 1), ("misalignment", 2)):
+        rec = Recording.random(FAULTS.index(fault), rng, speed_hz=(25.0, 25.0))
+        # several windows of one recording give a finer spectrum
+        signal = np.concatenate([rec.window(i, rng)[0] for i in range(8)])
+        assert _spectrum_peak_hz(signal, SAMPLE_RATE_HZ) == pytest.approx(order * 25.0, abs=1.0)
+
+
+def test_outer_race_defect_repeats_at_bpfo_in_the_envelope() -> None:
+    rng = np.random.default_rng(1)
+    rec = Recording.random(FAULTS.index("bearing_outer"), rng, speed_hz=(30.0, 30.0))
+    signal = np.concatenate([rec.window(i, rng)[0] for i in range(16)])
+    envelope = np.abs(signal - signal.mean())
+    expected = Bearing().bpfo(30.0)
+    assert _spectrum_peak_hz(envelope, SAMPLE_RATE_HZ) == pytest.approx(expected, rel=0.05)
