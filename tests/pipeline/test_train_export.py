@@ -60,5 +60,5 @@ def test_an_unsupported_combination_is_refused_before_any_work(pipeline: Pipelin
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="holds no run.json"):
+    with pytest.raises(InputError, match=r"holds no run\.json"):
         export_run(tmp_path, tmp_path / "x", ExportOptions(precisions=(Precision.FP32,)))
