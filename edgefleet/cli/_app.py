@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
+from edgefleet.cli.demo import demo
 from edgefleet.cli.export import export
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
@@ -27,6 +28,7 @@ app.add_typer(package_app, name="package")
 app.add_typer(train_app, name="train")
 app.command()(export)
 app.command()(schemas)
+app.command()(demo)
 
 _err = Console(stderr=True, soft_wrap=True)
 

@@ -69,3 +69,13 @@ def test_inspect_shows_the_artifacts(pipeline: Pipeline) -> None:
     result = edgefleet("package", "inspect", pipeline.package)
     assert result.returncode == 0
     assert "pump-vibration-int8.onnx" in result.stdout
+
+
+def test_the_command_line_loads_no_ml_framework_or_server_until_a_command_needs_it() -> None:
+    script = (
+        "import sys, edgefleet.cli\n"
+        "heavy = {'torch', 'onnx', 'onnxruntime', 'fastapi', 'sqlalchemy', 'train', 'export', 'fleet_server'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
