@@ -137,6 +137,6 @@ AnyMessage = Annotated[StatusV1 | TelemetryV1 | EventV1 | CommandV1, Field(discr
 _ANY: TypeAdapter[StatusV1 | TelemetryV1 | EventV1 | CommandV1] = TypeAdapter(AnyMessage)
 
 
-def parse_message(payload: bytes | str) -> StatusV1 | TelemetryV1 | EventV1 | CommandV1:
+def parse_message(payload: bytes | bytearray | str) -> StatusV1 | TelemetryV1 | EventV1 | CommandV1:
     """Validate a JSON payload into its message class by ``schema``; raises pydantic.ValidationError."""
     return _ANY.validate_json(payload)

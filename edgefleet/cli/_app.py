@@ -12,6 +12,7 @@ from edgefleet.cli.export import export
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
 from edgefleet.cli.schemas import schemas
+from edgefleet.cli.server import server
 from edgefleet.cli.train import app as train_app
 from edgefleet.errors import EdgefleetError
 
@@ -29,6 +30,7 @@ app.add_typer(train_app, name="train")
 app.command()(export)
 app.command()(schemas)
 app.command()(demo)
+app.command()(server)
 
 _err = Console(stderr=True, soft_wrap=True)
 

@@ -1,0 +1,1 @@
+"""The HTTP API: typed dependencies and one router module per resource."""

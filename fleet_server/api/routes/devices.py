@@ -1,0 +1,86 @@
+"""``/api/v1/devices``: each device as it last described itself, with its telemetry totals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+from sqlalchemy import Row, Select, func, select
+
+from fleet_server.api.deps import RuntimeDep, SessionDep
+from fleet_server.db.models import Device, Telemetry
+
+__all__ = ["DeviceOut", "get_device", "list_devices", "router"]
+
+router = APIRouter(tags=["devices"])
+
+
+class DeviceOut(BaseModel):
+    id: str
+    state: str
+    profile: str
+    agent_version: str
+    model_name: str | None
+    model_version: str | None
+    slot: str | None
+    first_seen: datetime
+    last_seen: datetime
+    telemetry_messages: int
+    inference_count: int
+    error_count: int
+
+
+def _query() -> Select[Device, int | None, int | None, int | None]:
+    totals = (
+        select(
+            Telemetry.device_id,
+            func.count().label("messages"),
+            func.sum(Telemetry.inference_count).label("inferences"),
+            func.sum(Telemetry.error_count).label("errors"),
+        )
+        .group_by(Telemetry.device_id)
+        .subquery()
+    )
+    return (
+        select(Device, totals.c.messages, totals.c.inferences, totals.c.errors)
+        .outerjoin(totals, totals.c.device_id == Device.id)
+        .order_by(Device.id)
+    )
+
+
+def _out(row: Row[Device, int | None, int | None, int | None], offline_after: timedelta) -> DeviceOut:
+    device, messages, inferences, errors = row
+    last_seen = device.last_seen if device.last_seen.tzinfo else device.last_seen.replace(tzinfo=UTC)
+    # a device that went silent without its last will (a broker restart, say) is offline all the same
+    silent = datetime.now(UTC) - last_seen > offline_after
+    return DeviceOut(
+        id=device.id,
+        state="offline" if silent else device.state,
+        profile=device.profile,
+        agent_version=device.agent_version,
+        model_name=device.model_name,
+        model_version=device.model_version,
+        slot=device.slot,
+        first_seen=device.first_seen,
+        last_seen=last_seen,
+        telemetry_messages=messages or 0,
+        inference_count=inferences or 0,
+        error_count=errors or 0,
+    )
+
+
+@router.get("/devices")
+def list_devices(session: SessionDep, runtime: RuntimeDep) -> list[DeviceOut]:
+    """Every device the server has heard from."""
+    offline_after = timedelta(seconds=runtime.settings.offline_after_s)
+    return [_out(row, offline_after) for row in session.execute(_query()).all()]
+
+
+@router.get("/devices/{device_id}")
+def get_device(device_id: str, session: SessionDep, runtime: RuntimeDep) -> DeviceOut:
+    """One device; 404 when the server has never heard from it."""
+    row = session.execute(_query().where(Device.id == device_id)).one_or_none()
+    if row is None:
+        raise HTTPException(404, detail=f"no device {device_id!r} has reported to this server")
+    return _out(row, timedelta(seconds=runtime.settings.offline_after_s))

@@ -1,0 +1,56 @@
+"""The FastAPI application factory: database, embedded broker and ingest live as long as the app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+import edgefleet
+from fleet_server.api.routes import devices, health
+from fleet_server.broker import EmbeddedBroker
+from fleet_server.db import make_engine, make_session_factory, upgrade
+from fleet_server.ingest import Ingest, IngestMetrics
+from fleet_server.runtime import Runtime
+from fleet_server.settings import ServerSettings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """A server for ``settings``; nothing starts until the app's lifespan does."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.resolved_database_url())
+        await asyncio.to_thread(upgrade, engine)
+        broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if settings.mqtt.embedded_broker else None
+        if broker is not None:
+            await broker.start()
+        registry = CollectorRegistry()
+        ingest = Ingest(
+            make_session_factory(engine),
+            IngestMetrics(registry),
+            host=settings.mqtt.host,
+            port=settings.mqtt.port,
+            max_payload_bytes=settings.max_payload_bytes,
+            queue_size=settings.ingest_queue_size,
+        )
+        await asyncio.to_thread(ingest.start)
+        app.state.runtime = Runtime(settings, make_session_factory(engine), ingest, registry)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(ingest.stop)
+            if broker is not None:
+                await broker.stop()
+            engine.dispose()
+
+    app = FastAPI(title="edgefleet fleet server", version=edgefleet.__version__, lifespan=lifespan)
+    app.include_router(devices.router, prefix="/api/v1")
+    app.include_router(health.router)
+    return app

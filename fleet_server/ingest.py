@@ -1,0 +1,252 @@
+"""MQTT ingest: validate what devices publish, then store it in the database from one writer thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import ValidationError
+from sqlalchemy import CursorResult, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from edgefleet.messages import EventV1, StatusV1, TelemetryV1, parse_message
+from edgefleet.topics import TopicKind, parse_topic, subscription
+from fleet_server.db.models import Device, Event, Telemetry
+
+__all__ = ["Ingest", "IngestMetrics"]
+
+log = logging.getLogger(__name__)
+
+_KIND_OF: dict[type, TopicKind] = {
+    StatusV1: TopicKind.STATUS,
+    TelemetryV1: TopicKind.TELEMETRY,
+    EventV1: TopicKind.EVENTS,
+}
+_BATCH = 200
+# both dialects can skip a row whose (device_id, seq) is already stored, in the same statement
+_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+class IngestMetrics:
+    """Counters of what ingest accepted and refused, on the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.received = Counter("edgefleet_ingest_messages_total", "MQTT messages stored", ["kind"], registry=registry)
+        self.rejected = Counter(
+            "edgefleet_ingest_rejected_total", "MQTT messages refused", ["reason"], registry=registry
+        )
+        self.duplicates = Counter(
+            "edgefleet_ingest_duplicates_total", "MQTT messages dropped as repeats of a seq", registry=registry
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    message: StatusV1 | TelemetryV1 | EventV1
+    received_at: datetime
+
+
+class Ingest:
+    """Subscribes to every device's status, telemetry and events, and persists them."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        metrics: IngestMetrics,
+        *,
+        host: str,
+        port: int,
+        max_payload_bytes: int,
+        queue_size: int,
+        client_id: str = "edgefleet-ingest",
+    ) -> None:
+        self._sessions = sessions
+        self._metrics = metrics
+        self._host, self._port = host, port
+        self._max_payload = max_payload_bytes
+        self._queue: queue.Queue[_Accepted | None] = queue.Queue(maxsize=queue_size)
+        self._connected = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect to the broker and start writing; waits until subscribed or ``timeout_s`` passes."""
+        self._writer.start()
+        self._client.connect_async(self._host, self._port, keepalive=30)
+        self._client.loop_start()
+        if not self._connected.wait(timeout_s):
+            log.warning("ingest.not_connected", extra={"host": self._host, "port": self._port})
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Disconnect, then let the writer store what is queued."""
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._queue.put(None)
+        self._writer.join(timeout_s)
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, _flags: object, reason: ReasonCode, _props: object
+    ) -> None:
+        if reason.is_failure:
+            log.error("ingest.connect_refused", extra={"reason": str(reason)})
+            return
+        client.subscribe([(subscription(kind), 1) for kind in _KIND_OF.values()])
+        self._connected.set()
+        log.info("ingest.connected", extra={"host": self._host, "port": self._port})
+
+    def _on_disconnect(self, *_args: object) -> None:
+        self._connected.clear()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        # paho's network thread: validate, enqueue, return; never touch the database here
+        reason = self._refusal(msg)
+        if reason is not None:
+            self._metrics.rejected.labels(reason=reason).inc()
+            log.warning("ingest.rejected", extra={"topic": msg.topic[:200], "reason": reason})
+
+    def _refusal(self, msg: mqtt.MQTTMessage) -> str | None:
+        if len(msg.payload) > self._max_payload:
+            return "oversized"
+        parsed_topic = parse_topic(msg.topic)
+        if parsed_topic is None:
+            return "unknown_topic"
+        if not msg.payload and msg.retain:
+            return "cleared_retained"
+        try:
+            message = parse_message(msg.payload)
+        except ValidationError:
+            return "invalid_payload"
+        device_id, kind = parsed_topic
+        if message.device_id != device_id:
+            return "device_mismatch"
+        if not isinstance(message, StatusV1 | TelemetryV1 | EventV1) or _KIND_OF[type(message)] is not kind:
+            return "wrong_kind"
+        try:
+            self._queue.put_nowait(_Accepted(message, datetime.now(UTC)))
+        except queue.Full:
+            return "queue_full"
+        return None
+
+    def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Accepted] = []
+            item = self._queue.get()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is None
+            if batch:
+                self._store(batch)
+
+    def _store(self, batch: list[_Accepted]) -> None:
+        try:
+            with self._sessions.begin() as session:
+                for accepted in batch:
+                    self._store_one(session, accepted.message, accepted.received_at)
+        except Exception:  # a bad batch must not stop ingest: it is logged, counted and dropped
+            log.exception("ingest.store_failed", extra={"messages": len(batch)})
+            self._metrics.rejected.labels(reason="store_failed").inc(len(batch))
+
+    def _store_one(self, session: Session, message: StatusV1 | TelemetryV1 | EventV1, at: datetime) -> None:
+        match message:
+            case StatusV1():
+                self._store_status(session, message, at)
+            case TelemetryV1():
+                self._store_telemetry(session, message, at)
+            case EventV1():
+                self._store_event(session, message, at)
+
+    def _store_status(self, session: Session, status: StatusV1, at: datetime) -> None:
+        device = _device(session, status.device_id, at)
+        device.state = status.state
+        device.profile = status.profile
+        device.agent_version = status.agent_version
+        device.status_seq = status.seq
+        if status.model is not None:
+            device.model_name = status.model.name
+            device.model_version = status.model.version
+            device.model_sha256 = status.model.sha256
+            device.artifact = status.model.artifact
+            device.slot = status.model.slot
+        self._metrics.received.labels(kind="status").inc()
+
+    def _store_telemetry(self, session: Session, t: TelemetryV1, at: datetime) -> None:
+        _device(session, t.device_id, at)
+        session.flush()
+        row = {
+            "device_id": t.device_id,
+            "seq": t.seq,
+            "ts": t.ts,
+            "received_at": at,
+            "interval_s": t.interval_s,
+            "model_version": t.model.version if t.model else None,
+            "inference_count": t.inference_count,
+            "error_count": t.error_count,
+            "drop_count": t.drop_count,
+            "latency_p50_ms": t.latency.p50_ms if t.latency else None,
+            "latency_p95_ms": t.latency.p95_ms if t.latency else None,
+            "latency_max_ms": t.latency.max_ms if t.latency else None,
+            "payload": t.model_dump(mode="json", by_alias=True),
+        }
+        self._insert_once(session, Telemetry, row, "telemetry")
+
+    def _store_event(self, session: Session, e: EventV1, at: datetime) -> None:
+        _device(session, e.device_id, at)
+        session.flush()
+        row = {
+            "device_id": e.device_id,
+            "seq": e.seq,
+            "ts": e.ts,
+            "received_at": at,
+            "kind": e.kind.value,
+            "rollout_id": e.rollout_id,
+            "package": e.package,
+            "detail": e.detail,
+        }
+        self._insert_once(session, Event, row, "event")
+
+    def _insert_once(
+        self, session: Session, table: type[Telemetry] | type[Event], row: dict[str, object], kind: str
+    ) -> None:
+        insert = _INSERTS[session.get_bind().dialect.name]
+        statement = insert(table).values(**row).on_conflict_do_nothing(index_elements=["device_id", "seq"])
+        result = cast(CursorResult[Any], session.execute(statement))
+        if result.rowcount == 0:
+            self._metrics.duplicates.inc()
+        else:
+            self._metrics.received.labels(kind=kind).inc()
+
+
+def _device(session: Session, device_id: str, now: datetime) -> Device:
+    device = session.scalars(select(Device).where(Device.id == device_id)).one_or_none()
+    if device is None:
+        device = Device(
+            id=device_id, first_seen=now, last_seen=now, state="online", profile="", agent_version="", status_seq=-1
+        )
+        session.add(device)
+    device.last_seen = now
+    return device
