@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from edgefleet.cli._app import app, main
+from edgefleet.cli._errors import run_cli
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_cli"]

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
-from rich.console import Console
 
+from edge_agent.cli import app as agent_app
+from edgefleet.cli._errors import run_cli
 from edgefleet.cli.demo import demo
 from edgefleet.cli.export import export
+from edgefleet.cli.fleet import app as fleet_app
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
 from edgefleet.cli.schemas import schemas
 from edgefleet.cli.server import server
 from edgefleet.cli.train import app as train_app
-from edgefleet.errors import EdgefleetError
 
 __all__ = ["app", "main"]
 
@@ -27,25 +26,14 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(package_app, name="package")
 app.add_typer(train_app, name="train")
+app.add_typer(fleet_app, name="fleet")
+app.add_typer(agent_app, name="agent")
 app.command()(export)
 app.command()(schemas)
 app.command()(demo)
 app.command()(server)
 
-_err = Console(stderr=True, soft_wrap=True)
-
 
 def main() -> None:
-    """Run the command line; an EdgefleetError becomes its message, hint and exit code (``--debug`` shows the traceback)."""
-    debug = "--debug" in sys.argv
-    if debug:
-        sys.argv.remove("--debug")
-    try:
-        app()
-    except EdgefleetError as err:
-        if debug:
-            raise
-        _err.print(f"[bold red]error:[/] {err.message}", highlight=False)
-        if err.hint:
-            _err.print(f"[yellow]hint:[/] {err.hint}", highlight=False)
-        sys.exit(err.exit_code)
+    """Run the ``edgefleet`` command line."""
+    run_cli(app)

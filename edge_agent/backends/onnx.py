@@ -1,0 +1,37 @@
+"""The onnxruntime backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from edgefleet.errors import AgentError
+
+__all__ = ["OnnxBackend"]
+
+
+class OnnxBackend:
+    """One onnxruntime session on the CPU, with a fixed thread count."""
+
+    def __init__(self, model: Path, threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # the arena keeps freed blocks for reuse and can grow a process far beyond the model's size; a small
+        # device runs one small model at batch 1, where the arena saves little time and costs much memory
+        options.enable_cpu_mem_arena = False
+        try:
+            self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own unexported exception types
+            raise AgentError(
+                f"onnxruntime cannot load {model.name}: {err}",
+                hint="the package may target a newer onnxruntime: update the agent, or roll back the model",
+            ) from err
+        self.input_names = tuple(i.name for i in self._session.get_inputs())
+
+    def run(self, inputs: dict[str, npt.NDArray[np.float32]]) -> list[npt.NDArray[np.float32]]:
+        """The model's outputs for one batch."""
+        return [np.asarray(o, dtype=np.float32) for o in self._session.run(None, inputs)]
