@@ -14,6 +14,11 @@ __all__ = ["app", "main", "run"]
 app = typer.Typer(name="edgefleet-agent", help="The edgefleet edge agent.", no_args_is_help=True)
 
 
+@app.callback()
+def _group() -> None:
+    """The edgefleet edge agent: runs a model package on a device and reports over MQTT."""
+
+
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Option(help="the agent's TOML file (EDGEFLEET_AGENT_* overrides it)")] = None,

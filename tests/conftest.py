@@ -1,8 +1,9 @@
-"""Session fixtures shared across the suite: one trained, exported and signed model package."""
+"""Fixtures shared across the suite: one trained, exported and signed package, and a real MQTT broker."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,3 +34,54 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     private_key, public_key = generate_keys(root / "keys")
     package = package_export(root / "export", key=private_key, version="1.0.0", out=root / "pump-1.0.0.efpkg")
     return Pipeline(root / "run", root / "export", private_key, public_key, package)
+
+
+@pytest.fixture
+def broker() -> Iterator[int]:
+    """A real embedded amqtt broker on a free port, on its own event loop thread; yields the port."""
+    import asyncio
+    import threading
+
+    from fleet_server.broker import EmbeddedBroker
+    from tests.support import free_port
+
+    port = free_port()
+    embedded = EmbeddedBroker("127.0.0.1", port)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-broker", daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(embedded.start(), loop).result(10)
+    yield port
+    asyncio.run_coroutine_threadsafe(embedded.stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+class Recorder:
+    """A raw MQTT subscriber that keeps every message it receives, by topic."""
+
+    def __init__(self, port: int, pattern: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"recorder-{port}")
+        self._client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload), m.retain))
+        self._client.connect("127.0.0.1", port)
+        self._client.subscribe(pattern, qos=1)
+        self._client.loop_start()
+
+    def payloads(self, topic_name: str) -> list[bytes]:
+        return [p for t, p, _ in self.messages if t == topic_name]
+
+    def payloads_when(self, topic_name: str, count: int) -> list[bytes]:
+        """The payloads on ``topic_name`` once at least ``count`` have arrived."""
+        from tests.support import wait_until
+
+        wait_until(lambda: len(self.payloads(topic_name)) >= count)
+        return self.payloads(topic_name)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -8,6 +8,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgefleet.manifest import (
+    Artifact,
     ArtifactFormat,
     ChannelSpec,
     DType,
@@ -61,3 +62,29 @@ def make_package(
 
 def random_windows(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, len(CHANNELS), WINDOW_LENGTH)).astype(np.float32)
+
+
+def make_manifest(kinds: list[tuple[ArtifactFormat, Precision]]) -> Manifest:
+    """A manifest with one made-up artifact per (format, precision)."""
+    artifacts = [
+        Artifact(
+            path=f"model-{fmt}-{precision}.{fmt}",
+            format=fmt,
+            precision=precision,
+            runtime="any",
+            sha256="0" * 64,
+            size_bytes=1,
+        )
+        for fmt, precision in kinds
+    ]
+    return Manifest(
+        name="pump-vibration",
+        version="1.0.0",
+        task=Task.CLASSIFICATION,
+        created_at="2026-11-24T00:00:00Z",
+        inputs=[TensorSpec(name="x", shape=[None, len(CHANNELS), WINDOW_LENGTH], dtype=DType.FLOAT32)],
+        outputs=[TensorSpec(name="probs", shape=[None, len(FAULTS)], dtype=DType.FLOAT32)],
+        labels=list(FAULTS),
+        preprocessing=sensor_preprocessing(),
+        artifacts=artifacts,
+    )

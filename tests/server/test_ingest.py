@@ -68,9 +68,8 @@ def test_lists_devices_online_with_their_model_and_summed_inferences(server: Ser
     _online(client, "pump-1")
     for seq, count in ((0, 10), (1, 15), (1, 15)):  # the last one is a duplicate delivery
         _publish(client, topic("pump-1", TopicKind.TELEMETRY), _telemetry("pump-1", seq, count))
-    device = wait_until(
-        lambda: _devices(server).get("pump-1", {}).get("telemetry_messages") == 2 and _devices(server)["pump-1"]
-    )
+    wait_until(lambda: _devices(server).get("pump-1", {}).get("telemetry_messages") == 2)
+    device = _devices(server)["pump-1"]
     assert device["state"] == "online"
     assert device["model_version"] == "1.2.3"
     assert device["inference_count"] == 25
