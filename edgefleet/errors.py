@@ -11,12 +11,8 @@
     + IntegrityError         a file whose size or sha256 differs from the manifest
     + DowngradeError         an older version than the installed one, without an explicit rollback
   x ExportError              exporting or quantizing a model failed (exit 1)
-    + ParityError            an exported artifact disagrees with the reference model
-    + GateFailed             a quality gate was missed
   x AgentError               the edge agent cannot go on (exit 1)
   x ServerError              the fleet server cannot start or serve (exit 1)
-  x UpdateError              a model update on a device failed (exit 1)
-  x IllegalTransition        a state machine was asked for a move its table does not have (exit 1)
 """
 
 from __future__ import annotations
@@ -27,18 +23,14 @@ __all__ = [
     "DowngradeError",
     "EdgefleetError",
     "ExportError",
-    "GateFailed",
-    "IllegalTransition",
     "InputError",
     "IntegrityError",
     "ManifestError",
     "PackageError",
-    "ParityError",
     "ServerError",
     "SignatureError",
     "UnsafeArchiveError",
     "UntrustedKeyError",
-    "UpdateError",
 ]
 
 
@@ -100,25 +92,9 @@ class ExportError(EdgefleetError):
     pass
 
 
-class ParityError(ExportError):
-    pass
-
-
-class GateFailed(ExportError):
-    pass
-
-
 class AgentError(EdgefleetError):
     pass
 
 
 class ServerError(EdgefleetError):
-    pass
-
-
-class UpdateError(EdgefleetError):
-    pass
-
-
-class IllegalTransition(EdgefleetError):
     pass
