@@ -73,6 +73,8 @@ def test_lists_devices_online_with_their_model_and_summed_inferences(server: Ser
     assert device["state"] == "online"
     assert device["model_version"] == "1.2.3"
     assert device["inference_count"] == 25
+    assert device["first_seen"].endswith("Z")
+    assert device["last_seen"].endswith("Z")
     assert wait_until(lambda: _metric(server, "edgefleet_ingest_duplicates_total") == 1)
     health = httpx.get(f"{server.base_url}/healthz")
     assert health.status_code == 200

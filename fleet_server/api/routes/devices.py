@@ -51,7 +51,7 @@ def _query() -> Select[Device, int | None, int | None, int | None]:
 
 def _out(row: Row[Device, int | None, int | None, int | None], offline_after: timedelta) -> DeviceOut:
     device, messages, inferences, errors = row
-    last_seen = device.last_seen if device.last_seen.tzinfo else device.last_seen.replace(tzinfo=UTC)
+    last_seen = _utc(device.last_seen)
     # a device that went silent without its last will (a broker restart, say) is offline all the same
     silent = datetime.now(UTC) - last_seen > offline_after
     return DeviceOut(
@@ -62,12 +62,17 @@ def _out(row: Row[Device, int | None, int | None, int | None], offline_after: ti
         model_name=device.model_name,
         model_version=device.model_version,
         slot=device.slot,
-        first_seen=device.first_seen,
+        first_seen=_utc(device.first_seen),
         last_seen=last_seen,
         telemetry_messages=messages or 0,
         inference_count=inferences or 0,
         error_count=errors or 0,
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time the server stores is UTC
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.get("/devices")
