@@ -37,7 +37,7 @@ def install_package(package: Path, slot: Path, trusted: TrustedKeys) -> OpenedPa
     return open_package(package, slot, trusted)
 
 
-def load_model(opened: OpenedPackage, threads: int, slot_name: str = "a") -> LoadedModel:
+def load_model(opened: OpenedPackage, threads: int) -> LoadedModel:
     """Pick the artifact, load it and pass the smoke test; raises AgentError when none can run here."""
     artifact = choose_artifact(opened.manifest)
     if artifact is None:
@@ -53,7 +53,6 @@ def load_model(opened: OpenedPackage, threads: int, slot_name: str = "a") -> Loa
         version=opened.manifest.version,
         sha256=opened.manifest_sha256,
         artifact=artifact.path,
-        slot="b" if slot_name == "b" else "a",
     )
     log.info(
         "model.loaded",

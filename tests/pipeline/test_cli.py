@@ -79,3 +79,17 @@ def test_the_command_line_loads_no_ml_framework_or_server_until_a_command_needs_
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_package_build_signs_an_export_that_verify_then_accepts(pipeline: Pipeline, tmp_path: Path) -> None:
+    out = tmp_path / "cli.efpkg"
+    built = edgefleet(
+        "package", "build", pipeline.export, "--key", pipeline.private_key, "--version", "2.0.0", "--out", out
+    )
+    assert built.returncode == 0, built.stderr
+    verified = edgefleet("package", "verify", out, "--trust", pipeline.public_key, "--installed-version", "1.0.0")
+    assert verified.returncode == 0, verified.stderr
+    assert "2.0.0" in verified.stdout
+    older = edgefleet("package", "verify", out, "--trust", pipeline.public_key, "--installed-version", "3.0.0")
+    assert older.returncode == 1
+    assert "older than the installed 3.0.0" in older.stderr
