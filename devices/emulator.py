@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Fleet:
-    """Emulated devices ``emu-001`` … with profiles in turn; every agent is the real agent code."""
+    """Emulated devices ``emu-001`` … with profiles and machine faults in turn; every agent is the real agent code."""
 
     devices: int
     package: Path
@@ -28,6 +28,7 @@ class Fleet:
     telemetry_interval_s: float = 10.0
     windows_per_s: float = 20.0
     profiles: tuple[str, ...] = tuple(PROFILES)
+    faults: tuple[str, ...] = ("normal",)
     agents: list[Agent] = field(default_factory=list, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
 
@@ -43,7 +44,9 @@ class Fleet:
                 package=self.package,
                 trusted_keys=self.trusted_keys,
                 telemetry_interval_s=self.telemetry_interval_s,
-                source=SimulatedSourceSettings(seed=index, windows_per_s=self.windows_per_s),
+                source=SimulatedSourceSettings(
+                    fault=self.faults[index % len(self.faults)], seed=index, windows_per_s=self.windows_per_s
+                ),
             )
             agent = Agent(settings)
             agent.start()

@@ -24,6 +24,8 @@ __all__ = ["demo"]
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
 DEVICES: Final = 3
+# each emulated machine has its own condition, so the telemetry shows the model telling them apart
+FAULTS: Final = ("normal", "imbalance", "bearing_outer")
 VERSION: Final = "1.0.0"
 
 
@@ -101,14 +103,17 @@ class _Scenario:
             broker_port=self.mqtt_port,
             data_dir=self.root / "devices",
             telemetry_interval_s=self.interval_s,
+            faults=FAULTS,
         )
         fleet.start()
         self.cleanup.callback(fleet.stop)
-        return f"{DEVICES} emulated devices running the edge agent"
+        return f"{DEVICES} emulated devices running the edge agent, machines: {', '.join(FAULTS)}"
 
     def telemetry(self) -> str:
+        from edgefleet.package import inspect_package
+
         devices = _wait_for_fleet(self.base_url, timeout_s=90)
-        _out.print(_device_table(devices))
+        _out.print(_device_table(devices, inspect_package(self.package).labels))
         return f"{len(devices)} devices online, {sum(d['inference_count'] for d in devices)} inferences reported"
 
 
@@ -131,18 +136,22 @@ def _wait_for_fleet(base_url: str, timeout_s: float) -> list[dict[str, Any]]:
     )
 
 
-def _device_table(devices: list[dict[str, Any]]) -> Table:
+def _device_table(devices: list[dict[str, Any]], labels: list[str]) -> Table:
     table = Table(title="GET /api/v1/devices")
-    for column in ("device", "state", "profile", "model", "inferences", "errors"):
-        table.add_column(column)
-    for d in devices:
+    for column in ("device", "state", "profile", "model", "inferences", "machine", "model sees"):
+        table.add_column(column, no_wrap=True)
+    table.caption = "machine: the condition each emulated device simulates; model sees: its last interval's top class"
+    for d, fault in zip(devices, FAULTS, strict=False):
+        counts = d["latest_class_counts"]
+        seen = labels[counts.index(max(counts))] if counts and max(counts) > 0 else "-"
         table.add_row(
             d["id"],
             d["state"],
             d["profile"],
-            f"{d['model_name']} {d['model_version']}",
+            str(d["model_version"]),
             str(d["inference_count"]),
-            str(d["error_count"]),
+            fault,
+            seen,
         )
     return table
 

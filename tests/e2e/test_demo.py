@@ -27,7 +27,10 @@ def test_demo_once_runs_every_step_and_exits_0(tmp_path: Path) -> None:
     for step in ("keys", "train", "export", "package", "server", "devices", "telemetry"):
         assert f"✓ {step}" in result.stderr
     assert "3 devices online" in result.stderr
-    assert result.stdout.count("pump-vibration 1.0.0") == 3
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines() if "emu-" in line]
+    assert [row[3] for row in rows] == ["1.0.0"] * 3
+    # each emulated machine's condition is what the deployed model recognises in its telemetry
+    assert [(row[5], row[6]) for row in rows] == [(f, f) for f in ("normal", "imbalance", "bearing_outer")]
 
 
 def test_agent_command_runs_from_a_toml_file(pipeline: Pipeline, tmp_path: Path, broker: int) -> None:

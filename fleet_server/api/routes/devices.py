@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Row, Select, func, select
 
 from fleet_server.api.deps import RuntimeDep, SessionDep
@@ -29,9 +30,10 @@ class DeviceOut(BaseModel):
     telemetry_messages: int
     inference_count: int
     error_count: int
+    latest_class_counts: list[int] = Field(description="predictions per label in the last telemetry interval")
 
 
-def _query() -> Select[Device, int | None, int | None, int | None]:
+def _query() -> Select[Device, int | None, int | None, int | None, dict[str, Any] | None]:
     totals = (
         select(
             Telemetry.device_id,
@@ -42,15 +44,20 @@ def _query() -> Select[Device, int | None, int | None, int | None]:
         .group_by(Telemetry.device_id)
         .subquery()
     )
+    newest = select(func.max(Telemetry.id).label("id")).group_by(Telemetry.device_id).subquery()
+    latest = select(Telemetry.device_id, Telemetry.payload).join(newest, newest.c.id == Telemetry.id).subquery()
     return (
-        select(Device, totals.c.messages, totals.c.inferences, totals.c.errors)
+        select(Device, totals.c.messages, totals.c.inferences, totals.c.errors, latest.c.payload)
         .outerjoin(totals, totals.c.device_id == Device.id)
+        .outerjoin(latest, latest.c.device_id == Device.id)
         .order_by(Device.id)
     )
 
 
-def _out(row: Row[Device, int | None, int | None, int | None], offline_after: timedelta) -> DeviceOut:
-    device, messages, inferences, errors = row
+def _out(
+    row: Row[Device, int | None, int | None, int | None, dict[str, Any] | None], offline_after: timedelta
+) -> DeviceOut:
+    device, messages, inferences, errors, latest = row
     last_seen = _utc(device.last_seen)
     # a device that went silent without its last will (a broker restart, say) is offline all the same
     silent = datetime.now(UTC) - last_seen > offline_after
@@ -67,6 +74,7 @@ def _out(row: Row[Device, int | None, int | None, int | None], offline_after: ti
         telemetry_messages=messages or 0,
         inference_count=inferences or 0,
         error_count=errors or 0,
+        latest_class_counts=(latest or {}).get("class_counts", []),
     )
 
 
