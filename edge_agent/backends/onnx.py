@@ -33,5 +33,9 @@ class OnnxBackend:
         self.input_names = tuple(i.name for i in self._session.get_inputs())
 
     def run(self, inputs: dict[str, npt.NDArray[np.float32]]) -> list[npt.NDArray[np.float32]]:
-        """The model's outputs for one batch."""
-        return [np.asarray(o, dtype=np.float32) for o in self._session.run(None, inputs)]
+        """The model's outputs for one batch; raises AgentError when the runtime fails on it."""
+        try:
+            outputs = self._session.run(None, inputs)
+        except Exception as err:  # onnxruntime's errors derive from Exception only (Fail, InvalidArgument, …)
+            raise AgentError(f"onnxruntime failed on a batch: {err}", hint="check the input matches the model") from err
+        return [np.asarray(o, dtype=np.float32) for o in outputs]

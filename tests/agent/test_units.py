@@ -85,3 +85,24 @@ def test_sequences_survive_a_restart(tmp_path: Path) -> None:
     again = Sequences(tmp_path / "seq.json")
     assert again.take(TopicKind.TELEMETRY) == 3
     assert again.take(TopicKind.EVENTS) == 0
+
+
+def test_a_runtime_failure_is_an_agent_error_the_loop_can_count(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edge_agent.backends import OnnxBackend
+    from edgefleet.errors import AgentError
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    backend = OnnxBackend(path)
+    assert backend.run({"x": np.ones((1, 3), dtype=np.float32)})[0].tolist() == [[1.0, 1.0, 1.0]]
+    with pytest.raises(AgentError, match="onnxruntime failed on a batch"):
+        backend.run({"x": np.ones((2, 5), dtype=np.float32)})
