@@ -1,25 +1,65 @@
-"""Classification quality figures from labels and predictions (numpy only)."""
+"""Classification quality on held-out data: per-class precision, recall and F1, and the confusion matrix."""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict
 
-__all__ = ["classification_metrics"]
+__all__ = ["ClassMetrics", "ClassificationReport", "classification_metrics", "classification_report"]
 
 
-def classification_metrics(
-    truth: npt.NDArray[np.integer], predicted: npt.NDArray[np.integer], classes: int
-) -> dict[str, float]:
-    """Accuracy and macro-F1 (classes absent from both truth and predictions are left out of the mean)."""
+class ClassMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ClassificationReport(BaseModel):
+    """``confusion[i][j]`` counts windows of true class i predicted as class j."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    accuracy: float
+    macro_f1: float
+    per_class: list[ClassMetrics]
+    labels: list[str]
+    confusion: list[list[int]]
+
+
+def classification_report(
+    truth: npt.NDArray[np.integer], predicted: npt.NDArray[np.integer], labels: list[str]
+) -> ClassificationReport:
+    """The full report; classes absent from both truth and predictions are left out of the macro mean."""
+    classes = len(labels)
     confusion = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(confusion, (truth, predicted), 1)
     tp = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1)
     predicted_count = confusion.sum(axis=0)
+    precision = np.divide(tp, predicted_count, out=np.zeros(classes), where=predicted_count > 0)
+    recall = np.divide(tp, support, out=np.zeros(classes), where=support > 0)
     present = (support + predicted_count) > 0
     f1 = np.divide(2 * tp, support + predicted_count, out=np.zeros(classes), where=present)
-    return {
-        "accuracy": float(tp.sum() / max(1, confusion.sum())),
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-    }
+    return ClassificationReport(
+        accuracy=float(tp.sum() / max(1, confusion.sum())),
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        per_class=[
+            ClassMetrics(label=label, precision=float(p), recall=float(r), f1=float(f), support=int(s))
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+        ],
+        labels=labels,
+        confusion=confusion.tolist(),
+    )
+
+
+def classification_metrics(
+    truth: npt.NDArray[np.integer], predicted: npt.NDArray[np.integer], classes: int
+) -> dict[str, float]:
+    """Accuracy and macro-F1 only, for reports that need the headline figures."""
+    report = classification_report(truth, predicted, [str(i) for i in range(classes)])
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}

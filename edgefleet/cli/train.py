@@ -36,7 +36,7 @@ def pdm(
         task = progress.add_task("train", total=epochs, status="generating data")
 
         def on_epoch(report: EpochReport) -> None:
-            status = f"loss {report.loss:.3f}  held-out accuracy {report.held_out_accuracy:.3f}"
+            status = f"loss {report.loss:.3f}  validation loss {report.validation_loss:.3f}  accuracy {report.validation_accuracy:.3f}"
             progress.update(task, completed=report.epoch, status=status)
 
         run = train_pdm(PdmConfig(epochs=epochs, seed=seed), out, on_epoch)

@@ -62,3 +62,25 @@ def test_an_unsupported_combination_is_refused_before_any_work(pipeline: Pipelin
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"holds no run\.json"):
         export_run(tmp_path, tmp_path / "x", ExportOptions(precisions=(Precision.FP32,)))
+
+
+def test_training_writes_per_class_metrics_and_a_confusion_matrix_picture(pipeline: Pipeline) -> None:
+    from train.metrics import ClassificationReport
+
+    report = ClassificationReport.model_validate_json((pipeline.run / "metrics.json").read_text())
+    assert [c.label for c in report.per_class] == report.labels
+    assert sum(map(sum, report.confusion)) == sum(c.support for c in report.per_class) > 0
+    assert (pipeline.run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_same_seed_trains_the_same_model(tmp_path: Path) -> None:
+    import torch
+
+    from train import PdmConfig, train_pdm
+
+    config = PdmConfig(epochs=2, recordings_per_class=4, windows_per_recording=4, seed=3)
+    train_pdm(config, tmp_path / "a")
+    train_pdm(config, tmp_path / "b")
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
