@@ -14,7 +14,7 @@ from torch import nn
 
 from edgefleet.manifest import ChannelSpec, SensorPreprocessing
 from edgefleet.preprocess import prepare_sensor_windows
-from edgefleet.sensor_sim import CHANNELS, FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH, simulate_dataset
+from train.datasets import SensorDataset, check_dataset, synthetic_dataset
 from train.metrics import classification_report
 from train.models import SensorCNN
 from train.plots import save_confusion_matrix
@@ -53,29 +53,41 @@ class EpochReport:
     validation_accuracy: float
 
 
-def train_pdm(config: PdmConfig, out: Path, on_epoch: Callable[[EpochReport], None] | None = None) -> RunInfo:
-    """Generate data, train the sensor CNN, evaluate on held-out recordings, and write the run to ``out``.
+def train_pdm(
+    config: PdmConfig,
+    out: Path,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    dataset: SensorDataset | None = None,
+) -> RunInfo:
+    """Train the sensor CNN on ``dataset`` (default: synthetic), evaluate on held-out recordings, write ``out``.
 
     Recordings are split three ways (train, validation for early stopping, held-out for the figures),
-    each recording wholly on one side; the same seed gives the same run.
+    each recording wholly on one side; the same seed gives the same run. Raises InputError for a dataset
+    that cannot be trained on.
     """
     torch.manual_seed(config.seed)
-    windows, labels, groups = simulate_dataset(config.recordings_per_class, config.windows_per_recording, config.seed)
+    data = check_dataset(
+        dataset or synthetic_dataset(config.recordings_per_class, config.windows_per_recording, config.seed)
+    )
+    windows, labels, groups = data.windows, data.labels, data.groups
+    label_names = list(data.label_names)
     rest_idx, held_idx = _split_by_recording(labels, groups, config.held_out_fraction, config.seed)
     fit, val = _split_by_recording(labels[rest_idx], groups[rest_idx], config.validation_fraction, config.seed + 1)
-    train_idx, val_idx = rest_idx[fit], rest_idx[val]
-    preprocessing = _fit_scaling(windows[train_idx])
+    # with very few recordings the validation side can be empty: stop early on the training data then
+    train_idx, val_idx = rest_idx[fit], rest_idx[val] if len(val) else rest_idx[fit]
+    preprocessing = _fit_scaling(windows[train_idx], data)
     x_train = torch.from_numpy(prepare_sensor_windows(windows[train_idx], preprocessing))
     y_train = torch.from_numpy(labels[train_idx])
     x_val = torch.from_numpy(prepare_sensor_windows(windows[val_idx], preprocessing))
     y_val = torch.from_numpy(labels[val_idx])
     x_held = torch.from_numpy(prepare_sensor_windows(windows[held_idx], preprocessing))
 
-    model = SensorCNN(len(CHANNELS), len(FAULTS), config.width)
-    _fit(model, (x_train, y_train), (x_val, y_val), class_weights(labels[train_idx], len(FAULTS)), config, on_epoch)
+    model = SensorCNN(len(data.channels), len(label_names), config.width)
+    weights = class_weights(labels[train_idx], len(label_names))
+    _fit(model, (x_train, y_train), (x_val, y_val), weights, config, on_epoch)
 
     probs = _predict(model, x_held)
-    report = classification_report(labels[held_idx], probs.argmax(1), list(FAULTS))
+    report = classification_report(labels[held_idx], probs.argmax(1), label_names)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / CHECKPOINT_FILE)
     np.savez_compressed(
@@ -89,7 +101,7 @@ def train_pdm(config: PdmConfig, out: Path, on_epoch: Callable[[EpochReport], No
     run = RunInfo(
         kind="pdm",
         name=config.name,
-        labels=list(FAULTS),
+        labels=label_names,
         preprocessing=preprocessing,
         model_width=config.width,
         checkpoint=CHECKPOINT_FILE,
@@ -167,25 +179,28 @@ def _predict(model: nn.Module, x: torch.Tensor) -> npt.NDArray[np.float32]:
 def _split_by_recording(
     labels: npt.NDArray[np.int64], groups: npt.NDArray[np.int64], fraction: float, seed: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Train and held-out indices, with every recording wholly on one side, stratified by class."""
+    """Kept and split-off indices, with every recording wholly on one side, stratified by class.
+
+    A class with a single recording stays on the kept side, so training sees every class.
+    """
     rng = np.random.default_rng(seed + 1)
     held_groups: list[int] = []
     for label in np.unique(labels):
         class_groups = np.unique(groups[labels == label])
-        count = max(1, round(len(class_groups) * fraction))
+        count = min(max(1, round(len(class_groups) * fraction)), len(class_groups) - 1)
         held_groups.extend(rng.choice(class_groups, size=count, replace=False).tolist())
     held = np.isin(groups, held_groups)
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def _fit_scaling(train_windows: npt.NDArray[np.float32]) -> SensorPreprocessing:
+def _fit_scaling(train_windows: npt.NDArray[np.float32], data: SensorDataset) -> SensorPreprocessing:
     mean = train_windows.mean(axis=(0, 2), dtype=np.float64)
     std = train_windows.std(axis=(0, 2), dtype=np.float64)
     return SensorPreprocessing(
         channels=[
             ChannelSpec(name=name, unit=unit, mean=float(m), std=float(max(s, 1e-6)))
-            for (name, unit), m, s in zip(CHANNELS, mean, std, strict=True)
+            for (name, unit), m, s in zip(data.channels, mean, std, strict=True)
         ],
-        window_length=WINDOW_LENGTH,
-        sample_rate_hz=SAMPLE_RATE_HZ,
+        window_length=train_windows.shape[2],
+        sample_rate_hz=data.sample_rate_hz,
     )

@@ -20,10 +20,27 @@ def pdm(
     out: Annotated[Path, typer.Option(help="the run folder to write")],
     epochs: Annotated[int, typer.Option(min=1, max=1000, help="passes over the training data")] = 12,
     seed: Annotated[int, typer.Option(help="the same seed gives the same data and model")] = 0,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="your recordings: a .csv or .parquet file, or a CWRU folder (<class>/<record>.mat)"),
+    ] = None,
+    label_column: Annotated[str, typer.Option(help="CSV/Parquet: the column holding each row's class")] = "label",
+    window: Annotated[int, typer.Option(min=16, help="samples per window (with --data)")] = 512,
+    hop: Annotated[int, typer.Option(min=1, help="samples between window starts (with --data)")] = 256,
+    sample_rate: Annotated[
+        float | None, typer.Option(help="Hz; default: from the time column, or 12 kHz for CWRU")
+    ] = None,
 ) -> None:
-    """Predictive maintenance: a sensor-window fault classifier, on physics-grounded synthetic data."""
+    """Predictive maintenance: a sensor-window fault classifier, on physics-grounded synthetic data or yours."""
     from train import PdmConfig, train_pdm
+    from train.datasets import SensorDataset, load_cwru, load_table
     from train.pdm import EpochReport
+
+    dataset: SensorDataset | None = None
+    if data is not None and data.is_dir():
+        dataset = load_cwru(data, window_length=window, hop=hop, sample_rate_hz=sample_rate or 12_000.0)
+    elif data is not None:
+        dataset = load_table(data, label_column=label_column, window_length=window, hop=hop, sample_rate_hz=sample_rate)
 
     with Progress(
         TextColumn("[bold]training[/]"),
@@ -39,6 +56,6 @@ def pdm(
             status = f"loss {report.loss:.3f}  validation loss {report.validation_loss:.3f}  accuracy {report.validation_accuracy:.3f}"
             progress.update(task, completed=report.epoch, status=status)
 
-        run = train_pdm(PdmConfig(epochs=epochs, seed=seed), out, on_epoch)
+        run = train_pdm(PdmConfig(epochs=epochs, seed=seed), out, on_epoch, dataset)
     figures = ", ".join(f"{k} {v:.3f}" for k, v in run.metrics.items())
-    _out.print(f"wrote run [bold]{out}[/] ({run.name}; held-out {figures})")
+    _out.print(f"wrote run [bold]{out}[/] ({run.name}; held-out {figures}; see metrics.json, confusion_matrix.png)")

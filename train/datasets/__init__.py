@@ -1,0 +1,10 @@
+"""Sensor datasets: the synthetic generator and loaders for recordings on disk, all as one SensorDataset."""
+
+from __future__ import annotations
+
+from train.datasets.cwru import load_cwru
+from train.datasets.dataset import SensorDataset, check_dataset, window_recording
+from train.datasets.synthetic import synthetic_dataset
+from train.datasets.tabular import load_table
+
+__all__ = ["SensorDataset", "check_dataset", "load_cwru", "load_table", "synthetic_dataset", "window_recording"]

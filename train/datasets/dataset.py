@@ -1,0 +1,61 @@
+"""The one shape every sensor dataset takes: windows with labels and the recording each came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edgefleet.errors import InputError
+
+__all__ = ["SensorDataset", "check_dataset", "window_recording"]
+
+
+@dataclass(frozen=True, slots=True)
+class SensorDataset:
+    """``windows`` (N, C, L) float32, ``labels`` (N,) indices into ``label_names``, ``groups`` (N,) recording ids."""
+
+    windows: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    groups: npt.NDArray[np.int64]
+    label_names: tuple[str, ...]
+    channels: tuple[tuple[str, str], ...]
+    sample_rate_hz: float
+    source: str
+
+
+def window_recording(samples: npt.NDArray[np.floating], window_length: int, hop: int) -> npt.NDArray[np.float32]:
+    """Cut a recording (C, T) into windows (N, C, window_length) that start every ``hop`` samples."""
+    if samples.shape[1] < window_length:
+        return np.empty((0, samples.shape[0], window_length), dtype=np.float32)
+    starts = range(0, samples.shape[1] - window_length + 1, hop)
+    return np.stack([samples[:, s : s + window_length] for s in starts]).astype(np.float32)
+
+
+def check_dataset(dataset: SensorDataset) -> SensorDataset:
+    """The dataset as given, or InputError naming what makes it unusable for training."""
+    where = dataset.source
+    if len(dataset.windows) == 0:
+        raise InputError(
+            f"{where} gives no windows", hint="check the recordings are longer than one window, or lower --window"
+        )
+    bad = ~np.isfinite(dataset.windows).all(axis=(1, 2))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{where}: {int(bad.sum())} windows hold NaN or infinite values (the first is window {first}, "
+            f"recording {int(dataset.groups[first])})",
+            hint="fill or drop the gaps in the recording before training",
+        )
+    present = np.unique(dataset.labels)
+    if len(present) < 2:
+        only = dataset.label_names[int(present[0])]
+        raise InputError(
+            f"{where} holds one class only ({only!r})", hint="a classifier needs windows of at least two classes"
+        )
+    if len(np.unique(dataset.groups)) < 2:
+        raise InputError(
+            f"{where} is one recording", hint="held-out data must come from other recordings: give several"
+        )
+    return dataset
