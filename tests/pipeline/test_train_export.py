@@ -84,3 +84,16 @@ def test_the_same_seed_trains_the_same_model(tmp_path: Path) -> None:
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_can_be_evaluated_on_new_recordings_of_its_classes(pipeline: Pipeline) -> None:
+    from train.datasets import SensorDataset, synthetic_dataset
+    from train.evaluate import evaluate_run
+
+    fresh = synthetic_dataset(4, 4, seed=99)
+    assert evaluate_run(pipeline.run, fresh).macro_f1 >= 0.8
+    relabelled = SensorDataset(
+        fresh.windows, fresh.labels, fresh.groups, ("a",) * 6, fresh.channels, fresh.sample_rate_hz, "x"
+    )
+    with pytest.raises(InputError, match="not the run's"):
+        evaluate_run(pipeline.run, relabelled)

@@ -1,0 +1,45 @@
+"""Evaluate a trained run on another dataset, such as an operating condition it never saw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from edgefleet.errors import InputError
+from edgefleet.preprocess import prepare_sensor_windows
+from train.datasets import SensorDataset
+from train.metrics import ClassificationReport, classification_report
+from train.models import SensorCNN
+from train.run import load_run
+
+__all__ = ["evaluate_run", "load_classifier"]
+
+
+def load_classifier(run_dir: Path) -> torch.nn.Module:
+    """The float model of a run, in eval mode, outputting logits; raises InputError for a broken run."""
+    run = load_run(run_dir)
+    model = SensorCNN(len(run.preprocessing.channels), len(run.labels), run.model_width)
+    try:
+        model.load_state_dict(torch.load(run_dir / run.checkpoint, weights_only=True))
+    except (OSError, RuntimeError) as err:
+        raise InputError(f"the checkpoint of {run_dir} cannot be loaded: {err}", hint="train again") from err
+    model.eval()
+    return model
+
+
+def evaluate_run(run_dir: Path, dataset: SensorDataset) -> ClassificationReport:
+    """Per-class figures of the run's model on ``dataset``; raises InputError when their labels differ."""
+    run = load_run(run_dir)
+    if list(dataset.label_names) != run.labels:
+        raise InputError(
+            f"the dataset's classes {list(dataset.label_names)} are not the run's {run.labels}",
+            hint="evaluate on data labelled like the training data",
+        )
+    model = load_classifier(run_dir)
+    x = torch.from_numpy(prepare_sensor_windows(dataset.windows, run.preprocessing))
+    with torch.no_grad():
+        predicted: npt.NDArray[np.int64] = model(x).argmax(1).numpy()
+    return classification_report(dataset.labels, predicted, run.labels)
