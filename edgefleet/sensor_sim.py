@@ -12,7 +12,8 @@ Physics, per recording (one machine at one operating point):
   passes through the load zone), each impulse ringing a structural resonance;
 - temperature follows load and the friction of a fault; motor current carries the supply frequency
   with an amplitude that follows load, and sidebands at supply ± shaft speed when the rotor is
-  unbalanced or misaligned (motor current signature analysis);
+  unbalanced or misaligned (motor current signature analysis); the pump's outlet pressure follows
+  speed squared and load (affinity laws), with a vane-pass ripple that looseness amplifies;
 - every sensor has noise, an offset and a gain error that stay fixed for the recording.
 """
 
@@ -36,7 +37,13 @@ __all__ = [
 
 SAMPLE_RATE_HZ: Final = 2560.0
 WINDOW_LENGTH: Final = 512
-CHANNELS: Final = (("accel_x", "g"), ("accel_y", "g"), ("temperature", "degC"), ("current", "A"))
+CHANNELS: Final = (
+    ("accel_x", "g"),
+    ("accel_y", "g"),
+    ("temperature", "degC"),
+    ("current", "A"),
+    ("pressure", "bar"),
+)
 FAULTS: Final = ("normal", "imbalance", "misalignment", "looseness", "bearing_outer", "bearing_inner")
 _SUPPLY_HZ: Final = 50.0
 _RESONANCE_HZ: Final = 900.0
@@ -105,7 +112,8 @@ class Recording:
         vib_x, vib_y = self._vibration(t, rng)
         temperature = self._temperature(rng) + rng.normal(0, 0.05, t.shape)
         current = self._current(t) + rng.normal(0, 0.05, t.shape)
-        raw = np.stack([vib_x, vib_y, temperature, current])
+        pressure = self._pressure(t) + rng.normal(0, 0.01, t.shape)
+        raw = np.stack([vib_x, vib_y, temperature, current, pressure])
         gain = np.asarray(self.gain)[:, None]
         offset = np.asarray(self.offset)[:, None]
         scaled: FloatArray = (raw * gain + offset).astype(np.float32)
@@ -151,6 +159,14 @@ class Recording:
         friction = {"bearing_outer": 6.0, "bearing_inner": 8.0, "misalignment": 4.0, "looseness": 2.0}
         heat = friction.get(FAULTS[self.fault], 0.0) * self.severity
         return 30.0 + 25.0 * self.load + heat + float(rng.normal(0, 0.5))
+
+    def _pressure(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # a centrifugal pump's head grows with speed squared (affinity laws) and falls as flow (load) rises;
+        # each impeller vane passing the outlet adds a ripple, which looseness lets grow
+        head = 2.5 * (self.speed_hz / 30.0) ** 2 * (1.2 - 0.4 * self.load)
+        vanes = 5
+        ripple = 0.02 + (0.08 * self.severity if FAULTS[self.fault] == "looseness" else 0.0)
+        return np.asarray(head * (1 + ripple * np.sin(2 * np.pi * vanes * self.speed_hz * t)), dtype=np.float64)
 
     def _current(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         amplitude = 2.0 + 6.0 * self.load

@@ -32,9 +32,9 @@ CONFUSION_FILE = "confusion_matrix.png"
 @dataclass(frozen=True, slots=True)
 class PdmConfig:
     name: str = "pump-vibration"
-    epochs: int = 12
-    patience: int = 4
-    recordings_per_class: int = 24
+    epochs: int = 20
+    patience: int = 6
+    recordings_per_class: int = 32
     windows_per_recording: int = 8
     held_out_fraction: float = 0.25
     validation_fraction: float = 0.2

@@ -18,7 +18,7 @@ _out = Console()
 @app.command()
 def pdm(
     out: Annotated[Path, typer.Option(help="the run folder to write")],
-    epochs: Annotated[int, typer.Option(min=1, max=1000, help="passes over the training data")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, max=1000, help="passes over the training data (at most)")] = 20,
     seed: Annotated[int, typer.Option(help="the same seed gives the same data and model")] = 0,
     data: Annotated[
         Path | None,

@@ -14,6 +14,7 @@ from edge_agent.telemetry import IntervalStats
 from edgefleet.errors import ConfigError
 from edgefleet.manifest import ArtifactFormat, Precision
 from edgefleet.messages import SystemStats
+from edgefleet.sensor_sim import CHANNELS, WINDOW_LENGTH
 from edgefleet.topics import TopicKind
 from tests.factories import make_manifest
 
@@ -67,7 +68,7 @@ def test_interval_statistics_add_up() -> None:
     for i in range(100):
         probs = np.zeros(len(manifest.labels), dtype=np.float32)
         probs[i % 2] = 0.55 + 0.004 * i
-        stats.add(np.zeros((4, 512), dtype=np.float32), probs, latency_ms=float(i + 1))
+        stats.add(np.zeros((len(CHANNELS), WINDOW_LENGTH), dtype=np.float32), probs, latency_ms=float(i + 1))
     stats.errors = 3
     message = stats.message("d1", 5, 0.0, 10.0, None, SystemStats(cpu_percent=1, rss_bytes=1))
     assert message.inference_count == 100

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from edgefleet.errors import InputError
 from edgefleet.preprocess import prepare_sensor_windows
 from edgefleet.semver import parse_semver
-from edgefleet.sensor_sim import FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH, Bearing, Recording, simulate_dataset
+from edgefleet.sensor_sim import CHANNELS, FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH, Bearing, Recording, simulate_dataset
 from edgefleet.sketch import count_into, reference_histogram
 from tests.factories import sensor_preprocessing
 
@@ -53,10 +53,11 @@ def test_sketches_merge_by_adding_counts(a: list[float], b: list[float]) -> None
 
 def test_preprocessing_refuses_wrong_shapes_and_nan() -> None:
     spec = sensor_preprocessing()
-    assert prepare_sensor_windows(np.zeros((4, WINDOW_LENGTH)), spec).shape == (1, 4, WINDOW_LENGTH)
+    channels = len(CHANNELS)
+    assert prepare_sensor_windows(np.zeros((channels, WINDOW_LENGTH)), spec).shape == (1, channels, WINDOW_LENGTH)
     with pytest.raises(InputError, match="the model needs"):
-        prepare_sensor_windows(np.zeros((3, WINDOW_LENGTH)), spec)
-    bad = np.zeros((4, WINDOW_LENGTH))
+        prepare_sensor_windows(np.zeros((channels - 1, WINDOW_LENGTH)), spec)
+    bad = np.zeros((channels, WINDOW_LENGTH))
     bad[0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
         prepare_sensor_windows(bad, spec)
@@ -91,3 +92,15 @@ def test_outer_race_defect_repeats_at_bpfo_in_the_envelope() -> None:
     envelope = np.abs(signal - signal.mean())
     expected = Bearing().bpfo(30.0)
     assert _spectrum_peak_hz(envelope, SAMPLE_RATE_HZ) == pytest.approx(expected, rel=0.05)
+
+
+def test_pump_pressure_follows_speed_squared_and_falls_with_load() -> None:
+    rng = np.random.default_rng(2)
+    pressure = CHANNELS.index(("pressure", "bar"))
+
+    def mean_pressure(speed: float, load: float) -> float:
+        rec = Recording.random(FAULTS.index("normal"), rng, speed_hz=(speed, speed), load=(load, load))
+        return float(rec.window(0, rng)[pressure].mean())
+
+    assert mean_pressure(40, 0.5) / mean_pressure(20, 0.5) == pytest.approx(4.0, rel=0.1)
+    assert mean_pressure(30, 1.0) < mean_pressure(30, 0.3)
