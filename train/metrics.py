@@ -6,7 +6,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ClassMetrics", "ClassificationReport", "classification_metrics", "classification_report"]
+__all__ = [
+    "ClassMetrics",
+    "ClassificationReport",
+    "classification_metrics",
+    "classification_report",
+    "rul_metrics",
+]
 
 
 class ClassMetrics(BaseModel):
@@ -63,3 +69,10 @@ def classification_metrics(
     """Accuracy and macro-F1 only, for reports that need the headline figures."""
     report = classification_report(truth, predicted, [str(i) for i in range(classes)])
     return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+
+
+def rul_metrics(true_rul: npt.ArrayLike, predicted_rul: npt.ArrayLike) -> dict[str, float]:
+    """RMSE, and the C-MAPSS score, which punishes late predictions (too much life left) harder than early ones."""
+    error = np.asarray(predicted_rul, dtype=np.float64) - np.asarray(true_rul, dtype=np.float64)
+    score = np.where(error < 0, np.exp(-error / 13.0) - 1, np.exp(error / 10.0) - 1).sum()
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "cmapss_score": float(score)}

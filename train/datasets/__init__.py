@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from train.datasets.cmapss import CMAPSS_CHANNELS, RulDataset, load_cmapss
 from train.datasets.cwru import load_cwru
 from train.datasets.dataset import SensorDataset, check_dataset, window_recording
 from train.datasets.synthetic import synthetic_dataset
 from train.datasets.tabular import load_table
 
-__all__ = ["SensorDataset", "check_dataset", "load_cwru", "load_table", "synthetic_dataset", "window_recording"]
+__all__ = [
+    "CMAPSS_CHANNELS",
+    "RulDataset",
+    "SensorDataset",
+    "check_dataset",
+    "load_cmapss",
+    "load_cwru",
+    "load_table",
+    "synthetic_dataset",
+    "window_recording",
+]
