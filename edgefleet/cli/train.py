@@ -34,7 +34,7 @@ def pdm(
     """Predictive maintenance: a sensor-window fault classifier, on physics-grounded synthetic data or yours."""
     from train import PdmConfig, train_pdm
     from train.datasets import SensorDataset, load_cwru, load_table
-    from train.pdm import EpochReport
+    from train.fit import EpochReport
 
     dataset: SensorDataset | None = None
     if data is not None and data.is_dir():

@@ -24,7 +24,7 @@ def test_report_matches_hand_computed_figures() -> None:
 
 
 def test_rare_classes_weigh_more() -> None:
-    from train.pdm import class_weights
+    from train.fit import class_weights
 
     weights = class_weights(np.array([0] * 90 + [1] * 10), 3)
     assert weights[1] / weights[0] == pytest.approx(9.0)
