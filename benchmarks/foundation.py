@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefleet.package import verify_package
-from edgefleet.preprocess import prepare_sensor_windows
+from edgefleet.preprocess import prepare_inputs
 from edgefleet.signing import generate_keys, load_public_keys
 from export import ExportOptions, export_run
 from export.evaluate import measure_latency_ms
@@ -72,4 +72,4 @@ def run() -> str:
 def _sample_input(tmp: Path) -> npt.NDArray[np.float32]:
     run = load_run(tmp / "run")
     with np.load(tmp / "run" / run.calibration) as data:
-        return prepare_sensor_windows(data["held_out_windows"][:1], run.preprocessing)
+        return prepare_inputs(data["held_out_inputs"][:1], run.preprocessing)

@@ -1,4 +1,4 @@
-"""Drift sketches: the features counted on inputs, and counting them into a reference profile's bins.
+"""Drift sketches: the features counted on inputs (sensor windows, images), and counting them into bins.
 
 Training fixes the bin edges (quantiles of the reference data); devices count live values into the same
 bins, so sketches from many devices and intervals merge by adding counts.
@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from edgefleet.manifest import Histogram
 
-__all__ = ["count_into", "reference_histogram", "sensor_features"]
+__all__ = ["count_into", "image_features", "reference_histogram", "sensor_features"]
 
 
 def sensor_features(
@@ -45,3 +45,20 @@ def count_into(edges: Sequence[float] | npt.NDArray[np.float64], values: npt.Arr
     inner = edge_array[1:-1]
     index = np.searchsorted(inner, np.asarray(values, dtype=np.float64).ravel(), side="right")
     return [int(c) for c in np.bincount(index, minlength=edge_array.size - 1)]
+
+
+def image_features(images: npt.NDArray[np.uint8]) -> dict[str, npt.NDArray[np.float64]]:
+    """Per image (N, H, W, 3 RGB): brightness, contrast, sharpness (mean |Laplacian|) and colour means, 0-1."""
+    rgb = images.astype(np.float64) / 255.0
+    luma = rgb @ np.array([0.299, 0.587, 0.114])
+    laplacian = (
+        -4 * luma[:, 1:-1, 1:-1] + luma[:, :-2, 1:-1] + luma[:, 2:, 1:-1] + luma[:, 1:-1, :-2] + luma[:, 1:-1, 2:]
+    )
+    return {
+        "brightness": luma.mean(axis=(1, 2)),
+        "contrast": luma.std(axis=(1, 2)),
+        "sharpness": np.abs(laplacian).mean(axis=(1, 2)),
+        "red": rgb[..., 0].mean(axis=(1, 2)),
+        "green": rgb[..., 1].mean(axis=(1, 2)),
+        "blue": rgb[..., 2].mean(axis=(1, 2)),
+    }

@@ -23,15 +23,15 @@ from edgefleet.manifest import (
     TestVectors,
 )
 from edgefleet.package import file_sha256
-from edgefleet.preprocess import prepare_sensor_windows
+from edgefleet.preprocess import prepare_inputs
 from edgefleet.tensors import encode_tensor
 from export.evaluate import measure_latency_ms, run_onnx
 from export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
 from export.quantize import convert_onnx_fp16, quantize_onnx_int8
 from export.report import REPORT_FILE, ArtifactReport, ExportReport
 from train.metrics import classification_metrics
-from train.models import SensorCNN, WithSoftmax
-from train.run import RunInfo, load_run
+from train.models import WithSoftmax, build_model
+from train.run import RunInfo, input_channels, load_run
 
 __all__ = ["PRECISIONS", "ExportOptions", "export_run"]
 
@@ -43,6 +43,7 @@ PRECISIONS: Final[Mapping[ArtifactFormat, frozenset[Precision]]] = {
 SMOKE_ATOL: Final = {Precision.FP32: 1e-4, Precision.FP16: 5e-3, Precision.INT8: 5e-2}
 _RUNTIME: Final = {ArtifactFormat.ONNX: "onnxruntime>=1.17"}
 _CALIBRATION_WINDOWS: Final = 256
+_LAYOUT: Final = {"pdm": "NCW", "vision": "NCHW"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +62,8 @@ def export_run(
     step = on_step or (lambda _: None)
     run = load_run(run_dir)
     model, data = _load(run, run_dir)
-    calibration = prepare_sensor_windows(data["train_windows"][:_CALIBRATION_WINDOWS], run.preprocessing)
-    held_x = prepare_sensor_windows(data["held_out_windows"], run.preprocessing)
+    calibration = prepare_inputs(data["train_inputs"][:_CALIBRATION_WINDOWS], run.preprocessing)
+    held_x = prepare_inputs(data["held_out_inputs"], run.preprocessing)
     held_y = data["held_out_labels"]
     with torch.no_grad():
         reference = model(torch.from_numpy(held_x)).numpy()
@@ -87,12 +88,7 @@ def export_run(
         name=run.name,
         labels=run.labels,
         inputs=[
-            TensorSpec(
-                name=INPUT_NAME,
-                shape=[None, len(run.preprocessing.channels), run.preprocessing.window_length],
-                dtype=DType.FLOAT32,
-                layout="NCW",
-            )
+            TensorSpec(name=INPUT_NAME, shape=[None, *held_x.shape[1:]], dtype=DType.FLOAT32, layout=_LAYOUT[run.kind])
         ],
         outputs=[TensorSpec(name=OUTPUT_NAME, shape=[None, len(run.labels)], dtype=DType.FLOAT32)],
         preprocessing=run.preprocessing,
@@ -124,7 +120,7 @@ def _check_options(options: ExportOptions) -> None:
 
 
 def _load(run: RunInfo, run_dir: Path) -> tuple[torch.nn.Module, dict[str, npt.NDArray[np.generic]]]:
-    model = SensorCNN(len(run.preprocessing.channels), len(run.labels), run.model_width)
+    model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width)
     try:
         model.load_state_dict(torch.load(run_dir / run.checkpoint, weights_only=True))
         with np.load(run_dir / run.calibration) as npz:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from edgefleet.manifest import (
     ArtifactFormat,
     Precision,
+    Preprocessing,
     ReferenceProfile,
-    SensorPreprocessing,
     TensorSpec,
     TestVectors,
 )
@@ -44,7 +44,7 @@ class ExportReport(BaseModel):
     labels: list[str]
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    preprocessing: SensorPreprocessing
+    preprocessing: Preprocessing
     reference_metrics: dict[str, float]
     reference_profile: ReferenceProfile
     test_vectors: TestVectors

@@ -9,11 +9,11 @@ import numpy.typing as npt
 import torch
 
 from edgefleet.errors import InputError
-from edgefleet.preprocess import prepare_sensor_windows
+from edgefleet.preprocess import prepare_inputs
 from train.datasets import SensorDataset
 from train.metrics import ClassificationReport, classification_report
-from train.models import SensorCNN
-from train.run import load_run
+from train.models import build_model
+from train.run import input_channels, load_run
 
 __all__ = ["evaluate_run", "load_classifier"]
 
@@ -21,7 +21,7 @@ __all__ = ["evaluate_run", "load_classifier"]
 def load_classifier(run_dir: Path) -> torch.nn.Module:
     """The float model of a run, in eval mode, outputting logits; raises InputError for a broken run."""
     run = load_run(run_dir)
-    model = SensorCNN(len(run.preprocessing.channels), len(run.labels), run.model_width)
+    model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width)
     try:
         model.load_state_dict(torch.load(run_dir / run.checkpoint, weights_only=True))
     except (OSError, RuntimeError) as err:
@@ -39,7 +39,7 @@ def evaluate_run(run_dir: Path, dataset: SensorDataset) -> ClassificationReport:
             hint="evaluate on data labelled like the training data",
         )
     model = load_classifier(run_dir)
-    x = torch.from_numpy(prepare_sensor_windows(dataset.windows, run.preprocessing))
+    x = torch.from_numpy(prepare_inputs(dataset.windows, run.preprocessing))
     with torch.no_grad():
         predicted: npt.NDArray[np.int64] = model(x).argmax(1).numpy()
     return classification_report(dataset.labels, predicted, run.labels)

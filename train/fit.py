@@ -44,6 +44,7 @@ def fit(
     class_weights: torch.Tensor,
     config: FitSettings,
     on_epoch: Callable[[EpochReport], None] | None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> None:
     """Train with weighted cross-entropy; stop when validation loss has not improved for ``patience`` epochs
     and keep the best weights."""
@@ -62,7 +63,8 @@ def fit(
         for start in range(0, len(order), config.batch_size):
             batch = order[start : start + config.batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
+            inputs = x_train[batch] if augment is None else augment(x_train[batch], generator)
+            loss = loss_fn(model(inputs), y_train[batch])
             loss.backward()
             optimizer.step()
             scheduler.step()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 import torch
 from torch import nn
 
-__all__ = ["SensorCNN", "WithSoftmax"]
+__all__ = ["ARCHITECTURES", "MobileNetLike", "SensorCNN", "WithSoftmax", "build_model"]
 
 
 class SensorCNN(nn.Module):
@@ -43,3 +46,52 @@ class WithSoftmax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(x), dim=1)
+
+
+class MobileNetLike(nn.Module):
+    """Depthwise-separable CNN for RGB images (N, 3, H, W) → class logits, with a width multiplier."""
+
+    _BLOCKS: Final = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2))
+
+    def __init__(self, classes: int, width: float = 0.5) -> None:
+        super().__init__()
+
+        def scaled(channels: int) -> int:
+            return max(8, int(channels * width + 4) // 8 * 8)
+
+        def separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, bias=False),
+                nn.BatchNorm2d(c_in),
+                nn.ReLU6(),
+                nn.Conv2d(c_in, c_out, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU6(),
+            )
+
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, scaled(32), 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(scaled(32)),
+            nn.ReLU6(),
+        ]
+        channels = scaled(32)
+        for out, stride in self._BLOCKS:
+            layers.append(separable(channels, scaled(out), stride))
+            channels = scaled(out)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]
+
+
+# how each architecture a run names is built, from (input channels, classes, width)
+ARCHITECTURES: Final[dict[str, Callable[[int, int, float], nn.Module]]] = {
+    "sensor-cnn": lambda channels, classes, width: SensorCNN(channels, classes, int(width)),
+    "mobilenet": lambda _channels, classes, width: MobileNetLike(classes, width),
+}
+
+
+def build_model(architecture: str, channels: int, classes: int, width: float) -> nn.Module:
+    """An untrained model of a known architecture; raises KeyError for an unknown one."""
+    return ARCHITECTURES[architecture](channels, classes, width)

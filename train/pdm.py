@@ -12,6 +12,7 @@ import torch
 
 from edgefleet.manifest import ChannelSpec, SensorPreprocessing
 from edgefleet.preprocess import prepare_sensor_windows
+from edgefleet.sketch import sensor_features
 from train.datasets import SensorDataset, check_dataset, synthetic_dataset
 from train.fit import EpochReport, class_weights, fit, predict, split_by_recording
 from train.metrics import classification_report
@@ -85,8 +86,8 @@ def train_pdm(
     torch.save(model.state_dict(), out / CHECKPOINT_FILE)
     np.savez_compressed(
         out / DATA_FILE,
-        train_windows=windows[train_idx],
-        held_out_windows=windows[held_idx],
+        train_inputs=windows[train_idx],
+        held_out_inputs=windows[held_idx],
         held_out_labels=labels[held_idx],
     )
     (out / METRICS_FILE).write_text(report.model_dump_json(indent=2))
@@ -96,11 +97,14 @@ def train_pdm(
         name=config.name,
         labels=label_names,
         preprocessing=preprocessing,
+        architecture="sensor-cnn",
         model_width=config.width,
         checkpoint=CHECKPOINT_FILE,
         calibration=DATA_FILE,
         metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1},
-        reference_profile=build_reference_profile(windows[train_idx], labels[train_idx], probs, preprocessing),
+        reference_profile=build_reference_profile(
+            sensor_features(windows[train_idx], [c.name for c in preprocessing.channels]), labels[train_idx], probs
+        ),
     )
     (out / RUN_FILE).write_text(run.model_dump_json(indent=2))
     return run

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from edgefleet.manifest import FeatureReference, Histogram, ReferenceProfile, SensorPreprocessing
-from edgefleet.sketch import count_into, reference_histogram, sensor_features
+from edgefleet.manifest import FeatureReference, Histogram, ReferenceProfile
+from edgefleet.sketch import count_into, reference_histogram
 
 __all__ = ["CONFIDENCE_EDGES", "build_reference_profile"]
 
@@ -14,16 +14,14 @@ CONFIDENCE_EDGES = [round(0.1 * i, 1) for i in range(11)]
 
 
 def build_reference_profile(
-    raw_windows: npt.NDArray[np.float32],
+    features: dict[str, npt.NDArray[np.float64]],
     labels: npt.NDArray[np.int64],
     held_out_probs: npt.NDArray[np.float32],
-    preprocessing: SensorPreprocessing,
 ) -> ReferenceProfile:
-    """Quantile bins per sensor feature and the class counts (training data), and the confidence histogram."""
-    features = sensor_features(raw_windows, [c.name for c in preprocessing.channels])
+    """Quantile bins per input feature and the class counts (training data), and the confidence histogram."""
     classes = held_out_probs.shape[1]
     return ReferenceProfile(
-        sample_count=len(raw_windows),
+        sample_count=len(labels),
         features=[FeatureReference(name=n, histogram=reference_histogram(v)) for n, v in features.items()],
         class_counts=[int(c) for c in np.bincount(labels, minlength=classes)],
         confidence=Histogram(edges=CONFIDENCE_EDGES, counts=count_into(CONFIDENCE_EDGES, held_out_probs.max(axis=1))),

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgefleet.errors import InputError
-from edgefleet.manifest import ReferenceProfile, SensorPreprocessing
+from edgefleet.manifest import Preprocessing, ReferenceProfile
 
-__all__ = ["RUN_FILE", "RunInfo", "load_run"]
+__all__ = ["RUN_FILE", "RunInfo", "input_channels", "load_run"]
 
 RUN_FILE = "run.json"
 
@@ -19,13 +19,16 @@ class RunInfo(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = 1
-    kind: Literal["pdm"]
+    kind: Literal["pdm", "vision"]
     name: str
     labels: list[str]
-    preprocessing: SensorPreprocessing
-    model_width: int
+    preprocessing: Preprocessing
+    architecture: str = Field(description="a key of train.models.ARCHITECTURES")
+    model_width: float
     checkpoint: str = Field(description="state dict of the float model, relative to the run folder")
-    calibration: str = Field(description="raw held-out windows and labels (.npz), relative to the run folder")
+    calibration: str = Field(
+        description="raw inputs (.npz: train_inputs, held_out_inputs, held_out_labels), relative to the run folder"
+    )
     metrics: dict[str, float]
     reference_profile: ReferenceProfile
 
@@ -43,3 +46,8 @@ def load_run(run_dir: Path) -> RunInfo:
         raise InputError(
             f"{path} is not a valid run description: {err.errors()[0]['msg']}", hint="train again"
         ) from err
+
+
+def input_channels(run: RunInfo) -> int:
+    """How many channels the run's model takes: sensor channels, or the three of RGB."""
+    return len(run.preprocessing.channels) if run.preprocessing.kind == "sensor" else 3

@@ -86,6 +86,7 @@ def test_training_on_a_users_table_writes_a_run(tmp_path: Path) -> None:
     data = load_table(_write_table(tmp_path / "rec.csv", recordings), window_length=200, hop=100)
     run = train_pdm(PdmConfig(epochs=6), tmp_path / "run", dataset=data)
     assert run.labels == ["ok", "worn"]
+    assert run.preprocessing.kind == "sensor"
     assert run.preprocessing.window_length == 200
     assert run.metrics["accuracy"] >= 0.9
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from train.datasets.cmapss import CMAPSS_CHANNELS, RulDataset, load_cmapss
 from train.datasets.cwru import load_cwru
-from train.datasets.dataset import SensorDataset, check_dataset, window_recording
+from train.datasets.dataset import ImageDataset, SensorDataset, check_dataset, window_recording
+from train.datasets.image_folders import load_image_folder, load_mvtec
 from train.datasets.synthetic import synthetic_dataset
 from train.datasets.tabular import load_table
 
 __all__ = [
     "CMAPSS_CHANNELS",
+    "ImageDataset",
     "RulDataset",
     "SensorDataset",
     "check_dataset",
     "load_cmapss",
     "load_cwru",
+    "load_image_folder",
+    "load_mvtec",
     "load_table",
     "synthetic_dataset",
     "window_recording",

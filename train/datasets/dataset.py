@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from edgefleet.errors import InputError
 
-__all__ = ["SensorDataset", "check_dataset", "window_recording"]
+__all__ = ["ImageDataset", "SensorDataset", "check_dataset", "window_recording"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,17 @@ class SensorDataset:
     label_names: tuple[str, ...]
     channels: tuple[tuple[str, str], ...]
     sample_rate_hz: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDataset:
+    """``images`` (N, H, W, 3) uint8 RGB, ``labels`` (N,) indices into ``label_names``, ``groups`` (N,) sources."""
+
+    images: npt.NDArray[np.uint8]
+    labels: npt.NDArray[np.int64]
+    groups: npt.NDArray[np.int64]
+    label_names: tuple[str, ...]
     source: str
 
 
