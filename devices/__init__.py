@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from devices.emulator import Fleet
 from devices.profiles import PROFILES, get_profile
+from devices.speed import ProfiledBackend
 
-__all__ = ["PROFILES", "Fleet", "get_profile"]
+__all__ = ["PROFILES", "Fleet", "ProfiledBackend", "get_profile"]

@@ -1,4 +1,4 @@
-"""``edgefleet-agent``: the agent's own command line (also ``edgefleet agent``)."""
+"""``edgefleet-agent``: the agent's own command line; ``edgefleet agent`` mounts the same commands."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.backends import Backend, OnnxBackend, choose_artifact
+from edge_agent.backends import Backend, choose_artifact, load_backend
 from edge_agent.smoke import smoke_test
 from edgefleet.errors import AgentError
 from edgefleet.manifest import Artifact, Manifest
@@ -29,12 +29,42 @@ class LoadedModel:
 
 
 def install_package(package: Path, slot: Path, trusted: TrustedKeys) -> OpenedPackage:
-    """Verify ``package`` and extract it into ``slot``; a slot that already holds it is reused as it is."""
+    """Verify ``package`` and extract it into ``slot``; a slot that already holds it intact is reused as it is.
+
+    Raises a PackageError subclass when the package is refused.
+    """
     verified = verify_package(package, trusted)
-    if (slot / MANIFEST_NAME).is_file() and file_sha256(slot / MANIFEST_NAME)[0] == verified.manifest_sha256:
-        return OpenedPackage(verified.manifest, verified.manifest_sha256, verified.key_id, slot)
+    reused = OpenedPackage(verified.manifest, verified.manifest_sha256, verified.key_id, slot)
+    if _holds(reused):
+        log.info("model.slot_reused", extra={"slot": str(slot), "package": verified.manifest.name})
+        return reused
     shutil.rmtree(slot, ignore_errors=True)
     return open_package(package, slot, trusted)
+
+
+def _holds(opened: OpenedPackage) -> bool:
+    """Whether the slot holds this manifest and every artifact unaltered (a disk can rot, a hand can edit)."""
+    manifest_file = opened.root / MANIFEST_NAME
+    if not manifest_file.is_file() or file_sha256(manifest_file)[0] != opened.manifest_sha256:
+        return False
+    for artifact in opened.manifest.artifacts:
+        path = opened.artifact_path(artifact)
+        if not path.is_file() or file_sha256(path) != (artifact.sha256, artifact.size_bytes):
+            return False
+    return True
+
+
+def _check_names(manifest: Manifest, artifact: Artifact, backend: Backend) -> None:
+    """Refuse a model whose tensors are not the ones its manifest names, before it serves a single window."""
+    missing = sorted(
+        {t.name for t in manifest.inputs} - set(backend.input_names)
+        | {t.name for t in manifest.outputs} - set(backend.output_names)
+    )
+    if missing:
+        raise AgentError(
+            f"{artifact.path} has no tensor named {', '.join(missing)}, which its manifest declares",
+            hint="the package's manifest and model disagree: rebuild the package",
+        )
 
 
 def load_model(opened: OpenedPackage, threads: int) -> LoadedModel:
@@ -46,7 +76,8 @@ def load_model(opened: OpenedPackage, threads: int) -> LoadedModel:
             f"this agent runs none of the package's artifacts ({kinds})",
             hint="export the model to ONNX, or update the agent",
         )
-    backend = OnnxBackend(opened.artifact_path(artifact), threads)
+    backend = load_backend(artifact, opened.artifact_path(artifact), threads)
+    _check_names(opened.manifest, artifact, backend)
     worst = smoke_test(backend, opened.manifest, artifact)
     active = ActiveModel(
         name=opened.manifest.name,

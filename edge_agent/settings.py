@@ -22,11 +22,18 @@ class BrokerSettings(BaseModel):
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 
+    @model_validator(mode="after")
+    def _password_needs_username(self) -> BrokerSettings:
+        if self.password is not None and self.username is None:
+            raise ValueError("a broker password is set without a username: set broker.username too")
+        return self
+
 
 class SimulatedSourceSettings(BaseModel):
     kind: Literal["simulated"] = "simulated"
     fault: str = Field(default="normal", description=f"one of {', '.join(FAULTS)}")
     seed: int = 0
+    # 0 rather than None for "no limit": TOML has no null, so None could not be written in the file
     windows_per_s: float = Field(default=20.0, ge=0, description="0: as fast as the model runs")
 
     @field_validator("fault")
@@ -41,7 +48,7 @@ class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGEFLEET_AGENT_", env_nested_delimiter="__", extra="forbid")
 
     device_id: DeviceId
-    profile: str = "x86-gateway"
+    profile: str = Field(default="x86-gateway", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="device profile id")
     data_dir: Path = Path(".edgefleet/agent")
     broker: BrokerSettings = BrokerSettings()
     package: Path | None = Field(default=None, description="the package to install and run at start")

@@ -20,11 +20,21 @@ def smoke_test(backend: Backend, manifest: Manifest, artifact: Artifact) -> floa
     expected = vectors.expected[artifact.path]
     inputs = {name: decode_tensor(t).astype(np.float32) for name, t in vectors.inputs.items()}
     outputs = backend.run(inputs)
+    missing = sorted(set(expected.outputs) - set(outputs))
+    if missing:
+        raise AgentError(
+            f"{artifact.path} has no output named {', '.join(missing)}, which its test vectors expect",
+            hint="the package's manifest and model disagree: rebuild the package",
+        )
     worst = 0.0
-    for spec, got in zip(manifest.outputs, outputs, strict=False):
-        if spec.name in expected.outputs:
-            want = decode_tensor(expected.outputs[spec.name]).astype(np.float32)
-            worst = max(worst, float(np.abs(got - want).max()))
+    for name, tensor in expected.outputs.items():
+        want = decode_tensor(tensor).astype(np.float32)
+        if outputs[name].shape != want.shape:
+            raise AgentError(
+                f"{artifact.path} output {name} has shape {outputs[name].shape}, its test vectors {want.shape}",
+                hint="the package's manifest and model disagree: rebuild the package",
+            )
+        worst = max(worst, float(np.abs(outputs[name] - want).max(initial=0.0)))
     if worst > expected.atol:
         raise AgentError(
             f"{artifact.path} misses its test vectors by {worst:.3g} (tolerance {expected.atol:.3g})",

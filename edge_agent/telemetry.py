@@ -1,8 +1,10 @@
-"""Aggregate one telemetry interval on the device: counts, latency, classes, confidence and drift sketches."""
+"""Aggregate one telemetry interval on the device into a TelemetryV1: counts, latency, classes, confidence, drift."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -11,64 +13,116 @@ from edgefleet.manifest import Manifest
 from edgefleet.messages import ActiveModel, LatencyStats, SystemStats, TelemetryV1
 from edgefleet.sketch import count_into, sensor_features
 
-__all__ = ["DEFAULT_CONFIDENCE_EDGES", "IntervalStats"]
+__all__ = ["DEFAULT_CONFIDENCE_EDGES", "IntervalAggregator", "Prediction", "ReportContext"]
 
-DEFAULT_CONFIDENCE_EDGES = tuple(round(0.1 * i, 1) for i in range(11))
+DEFAULT_CONFIDENCE_EDGES: Final = tuple(round(0.1 * i, 1) for i in range(11))
+# raw windows are kept only until this many are due for counting, so memory does not grow with the interval
+_SKETCH_BATCH: Final = 64
 
 
-@dataclass(slots=True)
-class IntervalStats:
-    """What one interval saw; ``message`` turns it into a TelemetryV1, and a fresh one starts the next."""
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the model said about one window."""
 
-    manifest: Manifest
-    latencies_ms: list[float] = field(default_factory=list)
-    predictions: list[int] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
-    windows: list[npt.NDArray[np.float32]] = field(default_factory=list)
-    errors: int = 0
-    drops: int = 0
+    label: int
+    confidence: float
+    latency_ms: float
 
-    def add(self, window: npt.NDArray[np.float32], probabilities: npt.NDArray[np.float32], latency_ms: float) -> None:
-        """Count one inference on one raw window."""
-        self.latencies_ms.append(latency_ms)
-        self.predictions.append(int(probabilities.argmax()))
-        self.confidences.append(float(probabilities.max()))
-        self.windows.append(window)
+
+@dataclass(frozen=True, slots=True)
+class ReportContext:
+    """Who reports, about which model: the same for every interval of one agent run."""
+
+    device_id: str
+    model: ActiveModel | None
+
+
+@dataclass(frozen=True, slots=True)
+class _FeatureBins:
+    name: str
+    edges: npt.NDArray[np.float64]
+
+
+class IntervalAggregator:
+    """Counts what one interval saw; ``message`` turns it into a TelemetryV1, and a fresh one starts the next.
+
+    Class, confidence and sketch counts are kept as counts (they merge by adding, on the server too);
+    latencies are kept one float each, because exact percentiles need them.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        reference = manifest.reference_profile
+        self._class_counts = [0] * len(manifest.labels)
+        confidence_edges = (
+            reference.confidence.edges
+            if reference is not None and reference.confidence is not None
+            else DEFAULT_CONFIDENCE_EDGES
+        )
+        self._confidence_edges = np.asarray(confidence_edges, dtype=np.float64)
+        self._confidence_counts = [0] * (len(confidence_edges) - 1)
+        self._channels: tuple[str, ...] = ()
+        self._features: tuple[_FeatureBins, ...] = ()
+        if reference is not None and manifest.preprocessing.kind == "sensor":
+            self._channels = tuple(c.name for c in manifest.preprocessing.channels)
+            # a reference feature the agent cannot compute (from a newer trainer) is left out, not sent as zeros
+            computable = {f"{c}.{stat}" for c in self._channels for stat in ("mean", "rms")}
+            self._features = tuple(
+                _FeatureBins(f.name, np.asarray(f.histogram.edges, dtype=np.float64))
+                for f in reference.features
+                if f.name in computable
+            )
+        self._sketches = {f.name: [0] * (f.edges.size - 1) for f in self._features}
+        self._pending: list[npt.NDArray[np.float32]] = []
+        self._latencies_ms = array("d")
+        self.errors = 0
+        self.drops = 0
+
+    @property
+    def inference_count(self) -> int:
+        return len(self._latencies_ms)
+
+    def add(self, window: npt.NDArray[np.float32], prediction: Prediction) -> None:
+        """Count one inference on one raw window (channels, length)."""
+        self._latencies_ms.append(prediction.latency_ms)
+        if 0 <= prediction.label < len(self._class_counts):
+            self._class_counts[prediction.label] += 1
+        index = int(np.searchsorted(self._confidence_edges[1:-1], prediction.confidence, side="right"))
+        self._confidence_counts[index] += 1
+        if self._features:
+            self._pending.append(window)
+            if len(self._pending) >= _SKETCH_BATCH:
+                self._count_pending()
 
     def message(
-        self, device_id: str, seq: int, ts: float, interval_s: float, model: ActiveModel | None, system: SystemStats
+        self, context: ReportContext, *, seq: int, ts: float, interval_s: float, system: SystemStats
     ) -> TelemetryV1:
         """The interval as one telemetry message."""
+        self._count_pending()
         latency = None
-        if self.latencies_ms:
-            p50, p95 = np.percentile(self.latencies_ms, [50, 95])
-            latency = LatencyStats(p50_ms=float(p50), p95_ms=float(p95), max_ms=max(self.latencies_ms))
+        if self._latencies_ms:
+            p50, p95 = np.percentile(np.frombuffer(self._latencies_ms, dtype=np.float64), [50, 95])
+            latency = LatencyStats(p50_ms=float(p50), p95_ms=float(p95), max_ms=max(self._latencies_ms))
         return TelemetryV1(
-            device_id=device_id,
+            device_id=context.device_id,
             seq=seq,
             ts=ts,
             interval_s=interval_s,
-            model=model,
-            inference_count=len(self.latencies_ms),
+            model=context.model,
+            inference_count=self.inference_count,
             error_count=self.errors,
             drop_count=self.drops,
             latency=latency,
-            class_counts=[int(c) for c in np.bincount(self.predictions, minlength=len(self.manifest.labels))],
-            confidence_counts=count_into(self._confidence_edges(), self.confidences),
-            sketches=self._sketches(),
+            class_counts=list(self._class_counts),
+            confidence_counts=list(self._confidence_counts),
+            sketches={name: list(counts) for name, counts in self._sketches.items()},
             system=system,
         )
 
-    def _confidence_edges(self) -> list[float]:
-        reference = self.manifest.reference_profile
-        if reference is not None and reference.confidence is not None:
-            return reference.confidence.edges
-        return list(DEFAULT_CONFIDENCE_EDGES)
-
-    def _sketches(self) -> dict[str, list[int]]:
-        reference = self.manifest.reference_profile
-        preprocessing = self.manifest.preprocessing
-        if reference is None or not self.windows or preprocessing.kind != "sensor":
-            return {}
-        values = sensor_features(np.stack(self.windows), [c.name for c in preprocessing.channels])
-        return {f.name: count_into(f.histogram.edges, values[f.name]) for f in reference.features if f.name in values}
+    def _count_pending(self) -> None:
+        if not self._pending:
+            return
+        values = sensor_features(np.stack(self._pending), self._channels)
+        self._pending.clear()
+        for feature in self._features:
+            counts = count_into(feature.edges, values[feature.name])
+            self._sketches[feature.name] = [a + b for a, b in zip(self._sketches[feature.name], counts, strict=True)]

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from edge_agent.backends._protocol import Backend
-from edge_agent.backends.onnx import OnnxBackend
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from edge_agent.backends._protocol import Backend, BackendLoader
+from edgefleet.errors import AgentError
 from edgefleet.manifest import Artifact, ArtifactFormat, Manifest, Precision
 
-__all__ = ["PREFERENCE", "Backend", "OnnxBackend", "choose_artifact"]
+__all__ = ["LOADERS", "PREFERENCE", "Backend", "BackendLoader", "choose_artifact", "load_backend"]
 
-# what a device prefers to run, best first: int8 is smallest and fastest on CPUs
-PREFERENCE: tuple[tuple[ArtifactFormat, Precision], ...] = (
+
+def _onnx(path: Path, threads: int) -> Backend:
+    # imported on use: a device image may carry only one of the runtimes
+    from edge_agent.backends.onnx import OnnxBackend
+
+    return OnnxBackend(path, threads)
+
+
+# the runtime that loads each artifact format (LiteRT joins here)
+LOADERS: Final[Mapping[ArtifactFormat, BackendLoader]] = {ArtifactFormat.ONNX: _onnx}
+
+# what a device prefers to run, best first: int8 is smallest and fastest on CPUs; fp16 is last because on
+# CPUs it only shrinks the file, onnxruntime computes it in fp32 anyway
+PREFERENCE: Final[tuple[tuple[ArtifactFormat, Precision], ...]] = (
     (ArtifactFormat.ONNX, Precision.INT8),
     (ArtifactFormat.ONNX, Precision.FP32),
     (ArtifactFormat.ONNX, Precision.FP16),
@@ -20,3 +36,14 @@ def choose_artifact(manifest: Manifest) -> Artifact | None:
     """The artifact of ``manifest`` this agent runs best, or None when it can run none of them."""
     by_kind = {(a.format, a.precision): a for a in manifest.artifacts}
     return next((by_kind[kind] for kind in PREFERENCE if kind in by_kind), None)
+
+
+def load_backend(artifact: Artifact, path: Path, threads: int) -> Backend:
+    """Load ``artifact`` from ``path`` on its runtime; raises AgentError when this agent has none for it."""
+    loader = LOADERS.get(artifact.format)
+    if loader is None:
+        raise AgentError(
+            f"this agent has no runtime for {artifact.format} artifacts ({artifact.path})",
+            hint=f"export the model to one of: {', '.join(sorted(LOADERS))}",
+        )
+    return loader(path, threads)

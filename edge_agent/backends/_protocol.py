@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "BackendLoader"]
 
 
 class Backend(Protocol):
-    input_names: tuple[str, ...]
+    """One loaded model artifact on one runtime."""
 
-    def run(self, inputs: dict[str, npt.NDArray[np.float32]]) -> list[npt.NDArray[np.float32]]:
-        """The model's outputs for one batch of inputs."""
+    @property
+    def input_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def output_names(self) -> tuple[str, ...]: ...
+
+    def run(self, inputs: Mapping[str, npt.NDArray[np.float32]]) -> dict[str, npt.NDArray[np.float32]]:
+        """The model's outputs by name for one batch; raises AgentError when the runtime fails on it."""
         ...
+
+
+# loads the artifact at a path with this many intra-op threads; raises AgentError when it cannot
+BackendLoader = Callable[[Path, int], Backend]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edge_agent.sources._protocol import Source
 from edge_agent.sources.simulated import SimulatedSensor
 
-__all__ = ["SimulatedSensor"]
+__all__ = ["SimulatedSensor", "Source"]

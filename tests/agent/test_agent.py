@@ -1,97 +1,132 @@
-"""The real agent against a real broker: status with a last will, telemetry per interval, offline on close."""
+"""The real agent against a real broker: retained status with a last will, telemetry per interval, offline at the end."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 
 from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
-from edgefleet.errors import AgentError, PackageError
-from edgefleet.messages import EventV1, StatusV1, TelemetryV1
+from edgefleet.messages import EventKind, EventV1, StatusV1, TelemetryV1
 from edgefleet.sensor_sim import FAULTS
-from tests.conftest import Pipeline, Recorder
+from tests.agent.conftest import CONFIDENCE_EDGES, TinyPackage
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
+STATUS, TELEMETRY, EVENTS = "ef/v1/dev-1/status", "ef/v1/dev-1/telemetry", "ef/v1/dev-1/events"
 
-def _settings(pipeline: Pipeline, tmp_path: Path, port: int, **changes: object) -> AgentSettings:
-    base = {
+
+def _settings(tiny: TinyPackage, tmp_path: Path, port: int, **changes: object) -> AgentSettings:
+    base: dict[str, object] = {
         "device_id": "dev-1",
         "profile": "rpi4b",
         "data_dir": tmp_path / "agent",
         "broker": BrokerSettings(port=port),
-        "package": pipeline.package,
-        "trusted_keys": [pipeline.public_key],
-        "telemetry_interval_s": 0.2,
+        "package": tiny.path,
+        "trusted_keys": [tiny.public_key],
+        "telemetry_interval_s": 0.05,
         "source": SimulatedSourceSettings(fault="bearing_outer", windows_per_s=0),
     }
     return AgentSettings.model_validate(base | changes)
 
 
-def test_reports_status_telemetry_and_goes_offline(pipeline: Pipeline, tmp_path: Path, broker: int) -> None:
-    recorder = Recorder(broker, "ef/v1/dev-1/#")
-    agent = Agent(_settings(pipeline, tmp_path, broker))
+def test_reports_status_telemetry_and_goes_offline(
+    tiny_package: TinyPackage, tmp_path: Path, mqtt_broker: int, subscribe: Any
+) -> None:
+    events = subscribe(EVENTS)
+    agent = Agent(_settings(tiny_package, tmp_path, mqtt_broker))
     agent.start()
-    served = agent.run(max_windows=60)
+    # a subscriber that comes later still learns the device is online: the status is retained
+    late = subscribe("ef/v1/dev-1/#")
+    payload, retained = late.wait_for(STATUS)[0]
+    online = StatusV1.model_validate_json(payload)
+    assert (online.state, retained, online.profile) == ("online", True, "rpi4b")
+    assert online.model is not None
+    assert online.model.artifact == "model-int8.onnx"
+    served = agent.run(max_windows=40)
     agent.close()
 
-    status = [StatusV1.model_validate_json(p) for p in recorder.payloads_when("ef/v1/dev-1/status", 2)]
-    assert status[0].state == "online"
-    assert status[0].model is not None
-    assert status[0].model.artifact.endswith("int8.onnx")
-    assert status[-1].state == "offline"
-    telemetry = [TelemetryV1.model_validate_json(p) for p in recorder.payloads("ef/v1/dev-1/telemetry")]
-    assert sum(t.inference_count for t in telemetry) == served == 60
+    offline = StatusV1.model_validate_json(late.wait_for(STATUS, 2)[-1][0])
+    assert offline.state == "offline"
+    assert offline.seq > online.seq
+    telemetry = [TelemetryV1.model_validate_json(p) for p, _ in late.wait_for(TELEMETRY)]
+    assert sum(t.inference_count for t in telemetry) == served == 40
     assert [t.seq for t in telemetry] == list(range(len(telemetry)))
-    # the model sees the fault it was trained on, and the sketches count every window
-    classes = [sum(c) for c in zip(*(t.class_counts for t in telemetry), strict=True)]
-    assert classes.index(max(classes)) == FAULTS.index("bearing_outer")
-    last = telemetry[-1]
-    assert sum(last.sketches["accel_x.rms"]) == last.inference_count
-    assert last.system is not None
-    assert last.system.rss_bytes > 0
-    events = [EventV1.model_validate_json(p) for p in recorder.payloads("ef/v1/dev-1/events")]
-    assert events[0].kind == "active"
-    recorder.close()
+    for message in telemetry:
+        assert len(message.class_counts) == len(FAULTS)
+        assert sum(message.class_counts) == message.inference_count
+        assert len(message.confidence_counts) == len(CONFIDENCE_EDGES) - 1
+        assert all(sum(counts) == message.inference_count for counts in message.sketches.values())
+        assert message.system is not None
+        assert message.system.rss_bytes > 0
+    assert any(t.inference_count > 0 and t.latency is not None for t in telemetry)
+    assert EventV1.model_validate_json(events.wait_for(EVENTS)[0][0]).kind is EventKind.ACTIVE
 
 
-def test_a_restarted_agent_continues_its_sequence(pipeline: Pipeline, tmp_path: Path, broker: int) -> None:
-    recorder = Recorder(broker, "ef/v1/dev-1/telemetry")
+def test_runs_until_stop_from_another_thread(
+    tiny_package: TinyPackage, tmp_path: Path, mqtt_broker: int, subscribe: Any
+) -> None:
+    watcher = subscribe("ef/v1/dev-1/#")
+    agent = Agent(_settings(tiny_package, tmp_path, mqtt_broker, source=SimulatedSourceSettings(windows_per_s=200)))
+    agent.start()
+    served: list[int] = []
+    thread = threading.Thread(target=lambda: served.append(agent.run()), name="test-agent")
+    thread.start()
+    wait_until(lambda: any(TelemetryV1.model_validate_json(p).inference_count > 0 for p, _ in watcher.on(TELEMETRY)))
+    agent.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    agent.close()
+    assert served[0] > 0
+    assert StatusV1.model_validate_json(watcher.wait_for(STATUS, 2)[-1][0]).state == "offline"
+    assert sum(TelemetryV1.model_validate_json(p).inference_count for p, _ in watcher.on(TELEMETRY)) == served[0]
+
+
+def test_a_restarted_agent_continues_its_sequence(
+    tiny_package: TinyPackage, tmp_path: Path, mqtt_broker: int, subscribe: Any
+) -> None:
+    watcher = subscribe(TELEMETRY)
     for _ in range(2):
-        agent = Agent(_settings(pipeline, tmp_path, broker, telemetry_interval_s=100))
+        agent = Agent(_settings(tiny_package, tmp_path, mqtt_broker, telemetry_interval_s=100))
         agent.start()
         agent.run(max_windows=3)
         agent.close()
-    seqs = [TelemetryV1.model_validate_json(p).seq for p in recorder.payloads_when("ef/v1/dev-1/telemetry", 2)]
-    assert seqs == [0, 1]
-    recorder.close()
+    assert [TelemetryV1.model_validate_json(p).seq for p, _ in watcher.wait_for(TELEMETRY, 2)] == [0, 1]
 
 
-def test_refuses_a_package_signed_by_an_untrusted_key(pipeline: Pipeline, tmp_path: Path, broker: int) -> None:
-    from edgefleet.signing import generate_keys
-
-    _, other = generate_keys(tmp_path / "other")
-    with pytest.raises(PackageError, match="not among the trusted keys"):
-        Agent(_settings(pipeline, tmp_path, broker, trusted_keys=[other])).start()
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).parent / "edgefleet-agent"
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120)
 
 
-def test_refuses_to_serve_a_model_that_misses_its_test_vectors(pipeline: Pipeline, tmp_path: Path) -> None:
-    from edge_agent.model import install_package, load_model
-    from edgefleet.signing import load_public_keys
-    from edgefleet.tensors import decode_tensor, encode_tensor
-
-    opened = install_package(pipeline.package, tmp_path / "slot", load_public_keys([pipeline.public_key]))
-    int8 = next(a for a in opened.manifest.artifacts if a.precision == "int8")
-    vectors = opened.manifest.test_vectors
-    assert vectors is not None
-    # expected outputs of all zeros: no classifier that outputs probabilities can meet them
-    probs = decode_tensor(vectors.expected[int8.path].outputs["probs"])
-    wrong = vectors.expected[int8.path].model_copy(update={"outputs": {"probs": encode_tensor(np.zeros_like(probs))}})
-    changed = vectors.model_copy(update={"expected": {int8.path: wrong}})
-    tampered = opened.__class__(
-        opened.manifest.model_copy(update={"test_vectors": changed}), "0" * 64, "k", opened.root
+def test_the_command_line_serves_windows_and_reports(
+    tiny_package: TinyPackage, tmp_path: Path, mqtt_broker: int, subscribe: Any
+) -> None:
+    watcher = subscribe("ef/v1/cli-1/#")
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'device_id = "cli-1"\ndata_dir = "{tmp_path / "agent"}"\npackage = "{tiny_package.path}"\n'
+        f'trusted_keys = ["{tiny_package.public_key}"]\n[broker]\nport = {mqtt_broker}\n[source]\nwindows_per_s = 0\n'
     )
-    with pytest.raises(AgentError, match="misses its test vectors"):
-        load_model(tampered, threads=1)
+    done = _cli("run", "--config", str(config), "--once", "25")
+    assert done.returncode == 0, done.stderr
+    assert "stopped after 25 windows" in done.stderr
+    states = [StatusV1.model_validate_json(p).state for p, _ in watcher.wait_for("ef/v1/cli-1/status", 2)]
+    assert states == ["online", "offline"]
+    telemetry = watcher.wait_for("ef/v1/cli-1/telemetry")
+    assert sum(TelemetryV1.model_validate_json(p).inference_count for p, _ in telemetry) == 25
+
+
+def test_the_command_line_turns_bad_settings_into_a_hint_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('device_id = "Pump/7"\n')
+    done = _cli("run", "--config", str(config))
+    assert done.returncode == 2
+    assert "error:" in done.stderr
+    assert "hint:" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,37 +1,48 @@
-"""The agent's parts on their own: settings, artifact choice, interval statistics, sequences."""
+"""The agent's parts on their own: settings, artifact choice, backend, source, interval statistics, sequences."""
 
 from __future__ import annotations
 
+import threading
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_agent import load_settings
-from edge_agent.backends import choose_artifact
+from edge_agent.agent import as_probabilities
+from edge_agent.backends import choose_artifact, load_backend
 from edge_agent.sequence import Sequences
-from edge_agent.telemetry import IntervalStats
-from edgefleet.errors import ConfigError
+from edge_agent.settings import SimulatedSourceSettings
+from edge_agent.sources import SimulatedSensor
+from edge_agent.system import SystemProbe
+from edge_agent.telemetry import DEFAULT_CONFIDENCE_EDGES, IntervalAggregator, Prediction, ReportContext
+from edgefleet.errors import AgentError, ConfigError
 from edgefleet.manifest import ArtifactFormat, Precision
-from edgefleet.messages import SystemStats
-from edgefleet.sensor_sim import CHANNELS, WINDOW_LENGTH
+from edgefleet.messages import SystemStats, TelemetryV1
+from edgefleet.sensor_sim import CHANNELS, FAULTS, WINDOW_LENGTH
 from edgefleet.topics import TopicKind
+from tests.agent.conftest import CONFIDENCE_EDGES, TinyPackage
 from tests.factories import make_manifest
 
 pytestmark = pytest.mark.unit
 
+SYSTEM = SystemStats(cpu_percent=1, rss_bytes=1)
+CONTEXT = ReportContext("d1", None)
+
 
 def test_settings_come_from_toml_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "agent.toml"
-    config.write_text('device_id = "pump-7"\nprofile = "rpi4b"\n[broker]\nhost = "10.0.0.5"\nport = 8883\n')
-    monkeypatch.setenv("EDGEFLEET_AGENT_BROKER__PORT", "1884")
-    settings = load_settings(config)
-    assert (settings.device_id, settings.profile, settings.broker.host, settings.broker.port) == (
-        "pump-7",
-        "rpi4b",
-        "10.0.0.5",
-        1884,
+    config.write_text(
+        'device_id = "pump-7"\nprofile = "rpi4b"\ntelemetry_interval_s = 5\n'
+        '[broker]\nhost = "10.0.0.5"\nport = 8883\n[source]\nfault = "looseness"\n'
     )
+    monkeypatch.setenv("EDGEFLEET_AGENT_BROKER__PORT", "1884")
+    monkeypatch.setenv("EDGEFLEET_AGENT_SOURCE__SEED", "7")
+    settings = load_settings(config)
+    assert (settings.device_id, settings.profile, settings.telemetry_interval_s) == ("pump-7", "rpi4b", 5)
+    assert (settings.broker.host, settings.broker.port) == ("10.0.0.5", 1884)
+    assert (settings.source.fault, settings.source.seed) == ("looseness", 7)
 
 
 @pytest.mark.parametrize(
@@ -40,13 +51,17 @@ def test_settings_come_from_toml_and_the_environment_wins(tmp_path: Path, monkey
         ('device_id = "Pump/7"', "device_id"),
         ('device_id = "p"\n[source]\nfault = "gremlins"', "unknown fault 'gremlins'"),
         ('device_id = "p"\npackage = "x.efpkg"', "no trusted_keys"),
+        ('device_id = "p"\n[broker]\npassword = "s3cret"', "set broker.username"),
+        ('device_id = "p"\nthreads = 0', "threads"),
+        ('device_id = "p"\ncolour = "blue"', "colour"),
     ],
 )
 def test_bad_settings_say_what_to_fix(tmp_path: Path, toml: str, words: str) -> None:
     config = tmp_path / "agent.toml"
     config.write_text(toml)
-    with pytest.raises(ConfigError, match=words):
+    with pytest.raises(ConfigError, match=words) as caught:
         load_settings(config)
+    assert "EDGEFLEET_AGENT_" in caught.value.hint
 
 
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
@@ -59,41 +74,41 @@ def test_prefers_int8_then_fp32() -> None:
     artifact = choose_artifact(both)
     assert artifact is not None
     assert artifact.precision == Precision.INT8
+    fp32 = choose_artifact(
+        make_manifest([(ArtifactFormat.ONNX, Precision.FP32), (ArtifactFormat.TFLITE, Precision.INT8)])
+    )
+    assert fp32 is not None
+    assert fp32.precision == Precision.FP32
     assert choose_artifact(make_manifest([(ArtifactFormat.TFLITE, Precision.INT8)])) is None
 
 
-def test_interval_statistics_add_up() -> None:
-    manifest = make_manifest([(ArtifactFormat.ONNX, Precision.FP32)])
-    stats = IntervalStats(manifest)
-    for i in range(100):
-        probs = np.zeros(len(manifest.labels), dtype=np.float32)
-        probs[i % 2] = 0.55 + 0.004 * i
-        stats.add(np.zeros((len(CHANNELS), WINDOW_LENGTH), dtype=np.float32), probs, latency_ms=float(i + 1))
-    stats.errors = 3
-    message = stats.message("d1", 5, 0.0, 10.0, None, SystemStats(cpu_percent=1, rss_bytes=1))
-    assert message.inference_count == 100
-    assert message.error_count == 3
-    assert message.latency is not None
-    assert (message.latency.p50_ms, message.latency.max_ms) == (50.5, 100.0)
-    assert message.latency.p95_ms == pytest.approx(95.05)
-    assert message.class_counts[:2] == [50, 50]
-    assert sum(message.confidence_counts) == 100
+def test_a_format_without_a_runtime_is_refused_by_name(tmp_path: Path) -> None:
+    tflite = make_manifest([(ArtifactFormat.TFLITE, Precision.INT8)]).artifacts[0]
+    with pytest.raises(AgentError, match="no runtime for tflite"):
+        load_backend(tflite, tmp_path / "m.tflite", 1)
 
 
-def test_sequences_survive_a_restart(tmp_path: Path) -> None:
-    first = Sequences(tmp_path / "seq.json")
-    assert [first.take(TopicKind.TELEMETRY) for _ in range(3)] == [0, 1, 2]
-    again = Sequences(tmp_path / "seq.json")
-    assert again.take(TopicKind.TELEMETRY) == 3
-    assert again.take(TopicKind.EVENTS) == 0
+def test_the_onnx_backend_runs_a_batch_by_name(tiny_package: TinyPackage) -> None:
+    from edgefleet.package import open_package
+    from edgefleet.signing import load_public_keys
+
+    batch = np.zeros((3, len(CHANNELS), WINDOW_LENGTH), dtype=np.float32)
+    opened = open_package(
+        tiny_package.path, tiny_package.path.parent / "opened", load_public_keys([tiny_package.public_key])
+    )
+    artifact = opened.manifest.artifacts[0]
+    backend = load_backend(artifact, opened.artifact_path(artifact), threads=2)
+    assert (backend.input_names, backend.output_names) == (("x",), ("probs",))
+    probs = backend.run({"x": batch})["probs"]
+    assert probs.shape == (3, len(FAULTS))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_a_runtime_failure_is_an_agent_error_the_loop_can_count(tmp_path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    from edge_agent.backends import OnnxBackend
-    from edgefleet.errors import AgentError
+    from edge_agent.backends.onnx import OnnxBackend
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],
@@ -104,6 +119,114 @@ def test_a_runtime_failure_is_an_agent_error_the_loop_can_count(tmp_path: Path) 
     path = tmp_path / "relu.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     backend = OnnxBackend(path)
-    assert backend.run({"x": np.ones((1, 3), dtype=np.float32)})[0].tolist() == [[1.0, 1.0, 1.0]]
+    assert backend.run({"x": np.ones((1, 3), dtype=np.float32)})["y"].tolist() == [[1.0, 1.0, 1.0]]
     with pytest.raises(AgentError, match="onnxruntime failed on a batch"):
         backend.run({"x": np.ones((2, 5), dtype=np.float32)})
+    with pytest.raises(AgentError, match="cannot load"):
+        OnnxBackend(tmp_path / "missing.onnx")
+
+
+def test_probabilities_stay_and_logits_are_softmaxed() -> None:
+    probs = np.asarray([0.1, 0.7, 0.2], dtype=np.float32)
+    assert as_probabilities(probs).tolist() == probs.tolist()
+    soft = as_probabilities(np.asarray([2.0, -1.0, 900.0], dtype=np.float32))
+    assert soft.sum() == pytest.approx(1.0)
+    assert int(soft.argmax()) == 2
+
+
+def _windows(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, len(CHANNELS), WINDOW_LENGTH)).astype(np.float32)
+
+
+def test_interval_statistics_add_up(tiny_package: TinyPackage) -> None:
+    aggregator = IntervalAggregator(tiny_package.manifest)
+    windows = _windows(150)  # more than one sketch batch, and a partial one at the end
+    for i, window in enumerate(windows):
+        aggregator.add(window, Prediction(label=i % 3, confidence=0.2 + 0.005 * i, latency_ms=float(i + 1)))
+    aggregator.errors, aggregator.drops = 3, 4
+    message = aggregator.message(CONTEXT, seq=5, ts=1.0, interval_s=10.0, system=SYSTEM)
+    TelemetryV1.model_validate_json(message.model_dump_json(by_alias=True))
+    assert (message.inference_count, message.error_count, message.drop_count, message.seq) == (150, 3, 4, 5)
+    assert message.latency is not None
+    assert (message.latency.p50_ms, message.latency.max_ms) == (75.5, 150.0)
+    assert message.latency.p95_ms == pytest.approx(np.percentile(np.arange(1, 151), 95))
+    assert message.class_counts == [50, 50, 50, 0, 0, 0]  # aligned with the labels
+    # the manifest's confidence bins, not the default ones: 0.2 … 0.945 in steps of 0.005
+    assert len(message.confidence_counts) == len(CONFIDENCE_EDGES) - 1
+    assert message.confidence_counts == [10, 50, 50, 40]
+    reference = tiny_package.manifest.reference_profile
+    assert reference is not None
+    assert set(message.sketches) == {f.name for f in reference.features}
+    for feature in reference.features:
+        assert len(message.sketches[feature.name]) == len(feature.histogram.counts)
+        assert sum(message.sketches[feature.name]) == 150
+
+
+def test_sketches_count_the_raw_windows_into_the_reference_bins(tiny_package: TinyPackage) -> None:
+    from edgefleet.sketch import count_into, sensor_features
+
+    windows = _windows(20, seed=3) * 5 + 2
+    aggregator = IntervalAggregator(tiny_package.manifest)
+    for window in windows:
+        aggregator.add(window, Prediction(0, 0.9, 1.0))
+    message = aggregator.message(CONTEXT, seq=0, ts=0.0, interval_s=1.0, system=SYSTEM)
+    values = sensor_features(windows, [name for name, _ in CHANNELS])
+    reference = tiny_package.manifest.reference_profile
+    assert reference is not None
+    for feature in reference.features:
+        assert message.sketches[feature.name] == count_into(feature.histogram.edges, values[feature.name])
+
+
+def test_without_a_reference_profile_confidence_has_ten_bins_and_no_sketches() -> None:
+    aggregator = IntervalAggregator(make_manifest([(ArtifactFormat.ONNX, Precision.FP32)]))
+    for confidence in (0.05, 0.55, 0.999, 1.0):
+        aggregator.add(_windows(1)[0], Prediction(1, confidence, 2.0))
+    message = aggregator.message(CONTEXT, seq=0, ts=0.0, interval_s=1.0, system=SYSTEM)
+    assert len(DEFAULT_CONFIDENCE_EDGES) == 11
+    assert message.confidence_counts == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]
+    assert message.sketches == {}
+
+
+def test_an_empty_interval_is_a_valid_message_without_latency(tiny_package: TinyPackage) -> None:
+    message = IntervalAggregator(tiny_package.manifest).message(CONTEXT, seq=0, ts=0.0, interval_s=1.0, system=SYSTEM)
+    assert (message.inference_count, message.latency) == (0, None)
+    assert all(sum(c) == 0 for c in message.sketches.values())
+
+
+def test_the_simulated_source_gives_raw_windows_of_the_channels() -> None:
+    stop = threading.Event()
+    settings = SimulatedSourceSettings(fault="imbalance", seed=4, windows_per_s=0)
+    windows = list(islice(SimulatedSensor(settings, stop), 3))
+    again = list(islice(SimulatedSensor(settings, stop), 3))
+    assert [w.shape for w in windows] == [(len(CHANNELS), WINDOW_LENGTH)] * 3
+    assert all(w.dtype == np.float32 and np.isfinite(w).all() for w in windows)
+    assert all(np.array_equal(a, b) for a, b in zip(windows, again, strict=True))  # the seed fixes the stream
+    stop.set()
+    assert list(SimulatedSensor(settings, stop)) == []
+
+
+def test_a_slow_consumer_makes_the_source_drop_windows_and_count_them() -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0  # one second passes between any two looks at the clock: the agent is slow
+        return now[0]
+
+    source = SimulatedSensor(SimulatedSourceSettings(windows_per_s=10), threading.Event(), clock=clock)
+    taken = list(islice(source, 4))
+    assert len(taken) == 4
+    assert source.dropped >= 3 * 9  # about ten windows came due per second, one was taken
+
+
+def test_sequences_survive_a_restart(tmp_path: Path) -> None:
+    first = Sequences(tmp_path / "seq.json")
+    assert [first.take(TopicKind.TELEMETRY) for _ in range(3)] == [0, 1, 2]
+    again = Sequences(tmp_path / "seq.json")
+    assert again.take(TopicKind.TELEMETRY) == 3
+    assert again.take(TopicKind.EVENTS) == 0
+
+
+def test_the_system_probe_reads_this_process() -> None:
+    stats = SystemProbe().read()
+    assert stats.rss_bytes > 1_000_000
+    assert stats.cpu_percent >= 0
