@@ -17,16 +17,11 @@ from train.datasets import SensorDataset, check_dataset, synthetic_dataset
 from train.fit import EpochReport, class_weights, fit, predict, split_by_recording
 from train.metrics import classification_report
 from train.models import SensorCNN
-from train.plots import save_confusion_matrix
+from train.outputs import CHECKPOINT_FILE, DATA_FILE, RunArrays, save_run
 from train.reference import build_reference_profile
-from train.run import RUN_FILE, RunInfo
+from train.run import RunInfo
 
 __all__ = ["PdmConfig", "train_pdm"]
-
-CHECKPOINT_FILE = "model.pt"
-DATA_FILE = "data.npz"
-METRICS_FILE = "metrics.json"
-CONFUSION_FILE = "confusion_matrix.png"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +77,6 @@ def train_pdm(
 
     probs = predict(model, x_held)
     report = classification_report(labels[held_idx], probs.argmax(1), label_names)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / CHECKPOINT_FILE)
-    np.savez_compressed(
-        out / DATA_FILE,
-        train_inputs=windows[train_idx],
-        held_out_inputs=windows[held_idx],
-        held_out_labels=labels[held_idx],
-    )
-    (out / METRICS_FILE).write_text(report.model_dump_json(indent=2))
-    save_confusion_matrix(report, out / CONFUSION_FILE, f"{config.name}: held-out recordings")
     run = RunInfo(
         kind="pdm",
         name=config.name,
@@ -106,8 +91,7 @@ def train_pdm(
             sensor_features(windows[train_idx], [c.name for c in preprocessing.channels]), labels[train_idx], probs
         ),
     )
-    (out / RUN_FILE).write_text(run.model_dump_json(indent=2))
-    return run
+    return save_run(out, run, model, RunArrays(windows[train_idx], windows[held_idx], labels[held_idx]), report)
 
 
 def _fit_scaling(train_windows: npt.NDArray[np.float32], data: SensorDataset) -> SensorPreprocessing:

@@ -18,16 +18,11 @@ from train.datasets.surfaces import synthetic_images
 from train.fit import EpochReport, class_weights, fit, predict, split_by_recording
 from train.metrics import classification_report
 from train.models import MobileNetLike
-from train.plots import save_confusion_matrix
+from train.outputs import CHECKPOINT_FILE, DATA_FILE, RunArrays, save_run
 from train.reference import build_reference_profile
-from train.run import RUN_FILE, RunInfo
+from train.run import RunInfo
 
 __all__ = ["VisionConfig", "train_vision"]
-
-CHECKPOINT_FILE = "model.pt"
-DATA_FILE = "data.npz"
-METRICS_FILE = "metrics.json"
-CONFUSION_FILE = "confusion_matrix.png"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +66,6 @@ def train_vision(
     probs = predict(model, tensors(held)[0])
     report = classification_report(labels[held], probs.argmax(1), label_names)
 
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / CHECKPOINT_FILE)
-    np.savez_compressed(
-        out / DATA_FILE, train_inputs=images[train_idx], held_out_inputs=images[held], held_out_labels=labels[held]
-    )
-    (out / METRICS_FILE).write_text(report.model_dump_json(indent=2))
-    save_confusion_matrix(report, out / CONFUSION_FILE, f"{config.name}: held-out images")
     run = RunInfo(
         kind="vision",
         name=config.name,
@@ -90,8 +78,7 @@ def train_vision(
         metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1},
         reference_profile=build_reference_profile(image_features(images[train_idx]), labels[train_idx], probs),
     )
-    (out / RUN_FILE).write_text(run.model_dump_json(indent=2))
-    return run
+    return save_run(out, run, model, RunArrays(images[train_idx], images[held], labels[held]), report)
 
 
 def _flip_and_turn(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
