@@ -129,6 +129,8 @@ def test_a_runtime_failure_is_an_agent_error_the_loop_can_count(tmp_path: Path) 
 def test_probabilities_stay_and_logits_are_softmaxed() -> None:
     probs = np.asarray([0.1, 0.7, 0.2], dtype=np.float32)
     assert as_probabilities(probs).tolist() == probs.tolist()
+    quantized = np.asarray([0.0117, 0.9609, 0.0], dtype=np.float32)  # an int8 model's output, 0.03 short of 1
+    assert as_probabilities(quantized).tolist() == quantized.tolist()
     soft = as_probabilities(np.asarray([2.0, -1.0, 900.0], dtype=np.float32))
     assert soft.sum() == pytest.approx(1.0)
     assert int(soft.argmax()) == 2
