@@ -20,12 +20,13 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(path: Path, inputs: npt.NDArray[np.float32], batch_size: int = 64) -> npt.NDArray[np.float32]:
-    """The model's first output for ``inputs``, run in batches."""
+def run_onnx(path: Path, inputs: npt.NDArray[np.float32], batch_size: int = 64) -> dict[str, npt.NDArray[np.float32]]:
+    """The model's outputs by name for ``inputs``, run in batches."""
     session = _session(path)
     name = session.get_inputs()[0].name
-    outputs = [session.run(None, {name: inputs[i : i + batch_size]})[0] for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(outputs).astype(np.float32)
+    names = [o.name for o in session.get_outputs()]
+    batches = [session.run(None, {name: inputs[i : i + batch_size]}) for i in range(0, len(inputs), batch_size)]
+    return {n: np.concatenate([b[k] for b in batches]).astype(np.float32) for k, n in enumerate(names)}
 
 
 def measure_latency_ms(path: Path, sample: npt.NDArray[np.float32], runs: int = 100) -> tuple[float, float]:

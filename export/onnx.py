@@ -10,13 +10,16 @@ from torch import nn
 
 from edgefleet.errors import ExportError
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_onnx"]
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "RUL_OUTPUT_NAME", "export_onnx"]
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "probs"
+RUL_OUTPUT_NAME = "rul"
 
 
-def export_onnx(model: nn.Module, sample: torch.Tensor, out: Path) -> Path:
+def export_onnx(
+    model: nn.Module, sample: torch.Tensor, out: Path, output_names: tuple[str, ...] = (OUTPUT_NAME,)
+) -> Path:
     """Write ``model`` as a single-file ONNX model; raises ExportError when the exporter fails."""
     model.eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -29,7 +32,7 @@ def export_onnx(model: nn.Module, sample: torch.Tensor, out: Path) -> Path:
                 (sample,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=list(output_names),
                 dynamic_shapes={"x": {0: batch}},
                 verbose=False,
             )

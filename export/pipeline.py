@@ -26,11 +26,11 @@ from edgefleet.package import file_sha256
 from edgefleet.preprocess import prepare_inputs
 from edgefleet.tensors import encode_tensor
 from export.evaluate import measure_latency_ms, run_onnx
-from export.onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
+from export.onnx import INPUT_NAME, OUTPUT_NAME, RUL_OUTPUT_NAME, export_onnx
 from export.quantize import convert_onnx_fp16, quantize_onnx_int8
 from export.report import REPORT_FILE, ArtifactReport, ExportReport
 from train.metrics import classification_metrics
-from train.models import WithSoftmax, build_model
+from train.models import DeviceOutputs, build_model, split_outputs
 from train.run import RunInfo, input_channels, load_run
 
 __all__ = ["PRECISIONS", "ExportOptions", "export_run"]
@@ -66,7 +66,9 @@ def export_run(
     held_x = prepare_inputs(data["held_out_inputs"], run.preprocessing)
     held_y = data["held_out_labels"]
     with torch.no_grad():
-        reference = model(torch.from_numpy(held_x)).numpy()
+        probs, _ = split_outputs(model(torch.from_numpy(held_x)))
+    reference = probs.numpy()
+    output_names = (OUTPUT_NAME,) if run.rul is None else (OUTPUT_NAME, RUL_OUTPUT_NAME)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     reports: list[ArtifactReport] = []
@@ -74,7 +76,7 @@ def export_run(
     vectors = held_x[: options.test_vectors]
     with tempfile.TemporaryDirectory() as tmp:
         step("exporting ONNX fp32")
-        base = export_onnx(model, torch.from_numpy(held_x[:1]), Path(tmp) / "base.onnx")
+        base = export_onnx(model, torch.from_numpy(held_x[:1]), Path(tmp) / "base.onnx", output_names)
         for precision in options.precisions:
             step(f"making ONNX {precision}")
             path = out_dir / f"{run.name}-{precision}.onnx"
@@ -82,7 +84,8 @@ def export_run(
             step(f"measuring ONNX {precision}")
             reports.append(_measure(path, precision, held_x, held_y, reference, len(run.labels), options.latency_runs))
             expected[path.name] = ExpectedOutputs(
-                atol=SMOKE_ATOL[precision], outputs={OUTPUT_NAME: encode_tensor(run_onnx(path, vectors))}
+                atol=SMOKE_ATOL[precision],
+                outputs={name: encode_tensor(values) for name, values in run_onnx(path, vectors).items()},
             )
     report = ExportReport(
         name=run.name,
@@ -90,7 +93,8 @@ def export_run(
         inputs=[
             TensorSpec(name=INPUT_NAME, shape=[None, *held_x.shape[1:]], dtype=DType.FLOAT32, layout=_LAYOUT[run.kind])
         ],
-        outputs=[TensorSpec(name=OUTPUT_NAME, shape=[None, len(run.labels)], dtype=DType.FLOAT32)],
+        outputs=[TensorSpec(name=OUTPUT_NAME, shape=[None, len(run.labels)], dtype=DType.FLOAT32)]
+        + ([] if run.rul is None else [TensorSpec(name=RUL_OUTPUT_NAME, shape=[None, 1], dtype=DType.FLOAT32)]),
         preprocessing=run.preprocessing,
         reference_metrics=run.metrics,
         reference_profile=run.reference_profile,
@@ -120,14 +124,14 @@ def _check_options(options: ExportOptions) -> None:
 
 
 def _load(run: RunInfo, run_dir: Path) -> tuple[torch.nn.Module, dict[str, npt.NDArray[np.generic]]]:
-    model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width)
+    model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width, run.rul is not None)
     try:
         model.load_state_dict(torch.load(run_dir / run.checkpoint, weights_only=True))
         with np.load(run_dir / run.calibration) as npz:
             data = {k: npz[k] for k in npz.files}
     except (OSError, RuntimeError, KeyError, ValueError) as err:
         raise InputError(f"the run in {run_dir} is incomplete: {err}", hint="train again into a new folder") from err
-    wrapped = WithSoftmax(model)
+    wrapped = DeviceOutputs(model, None if run.rul is None else run.rul.cap)
     wrapped.eval()
     return wrapped, data
 
@@ -150,7 +154,7 @@ def _measure(
     classes: int,
     latency_runs: int,
 ) -> ArtifactReport:
-    probs = run_onnx(path, held_x)
+    probs = run_onnx(path, held_x)[OUTPUT_NAME]
     metrics = classification_metrics(np.asarray(held_y, dtype=np.int64), probs.argmax(1), classes)
     p50, p95 = measure_latency_ms(path, held_x[:1], latency_runs)
     _, size = file_sha256(path)

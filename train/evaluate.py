@@ -12,16 +12,19 @@ from edgefleet.errors import InputError
 from edgefleet.preprocess import prepare_inputs
 from train.datasets import SensorDataset
 from train.metrics import ClassificationReport, classification_report
-from train.models import build_model
+from train.models import build_model, split_outputs
 from train.run import input_channels, load_run
 
 __all__ = ["evaluate_run", "load_classifier"]
 
 
 def load_classifier(run_dir: Path) -> torch.nn.Module:
-    """The float model of a run, in eval mode, outputting logits; raises InputError for a broken run."""
+    """The float model of a run, in eval mode, outputting logits (and the RUL fraction for an RUL head).
+
+    Raises InputError for a broken run.
+    """
     run = load_run(run_dir)
-    model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width)
+    model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width, run.rul is not None)
     try:
         model.load_state_dict(torch.load(run_dir / run.checkpoint, weights_only=True))
     except (OSError, RuntimeError) as err:
@@ -41,5 +44,6 @@ def evaluate_run(run_dir: Path, dataset: SensorDataset) -> ClassificationReport:
     model = load_classifier(run_dir)
     x = torch.from_numpy(prepare_inputs(dataset.windows, run.preprocessing))
     with torch.no_grad():
-        predicted: npt.NDArray[np.int64] = model(x).argmax(1).numpy()
+        logits, _ = split_outputs(model(x))
+    predicted: npt.NDArray[np.int64] = logits.argmax(1).numpy()
     return classification_report(dataset.labels, predicted, run.labels)

@@ -9,9 +9,12 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "ClassMetrics",
     "ClassificationReport",
+    "RulReport",
+    "TrainingMetrics",
     "classification_metrics",
     "classification_report",
     "rul_metrics",
+    "rul_report",
 ]
 
 
@@ -35,6 +38,28 @@ class ClassificationReport(BaseModel):
     per_class: list[ClassMetrics]
     labels: list[str]
     confusion: list[list[int]]
+
+
+class RulReport(BaseModel):
+    """Remaining-useful-life figures on held-out recordings, against predicting the training mean."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: str
+    cap: float
+    rmse: float
+    cmapss_score: float
+    baseline_rmse: float
+    improvement: float  # 1 - rmse / baseline_rmse
+
+
+class TrainingMetrics(BaseModel):
+    """What ``metrics.json`` holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    classification: ClassificationReport
+    rul: RulReport | None = None
 
 
 def classification_report(
@@ -76,3 +101,23 @@ def rul_metrics(true_rul: npt.ArrayLike, predicted_rul: npt.ArrayLike) -> dict[s
     error = np.asarray(predicted_rul, dtype=np.float64) - np.asarray(true_rul, dtype=np.float64)
     score = np.where(error < 0, np.exp(-error / 13.0) - 1, np.exp(error / 10.0) - 1).sum()
     return {"rmse": float(np.sqrt(np.mean(error**2))), "cmapss_score": float(score)}
+
+
+def rul_report(
+    true_rul: npt.NDArray[np.floating],
+    predicted_rul: npt.NDArray[np.floating],
+    train_mean: float,
+    cap: float,
+    unit: str,
+) -> RulReport:
+    """The held-out RUL figures, with the baseline that always predicts the training set's mean RUL."""
+    figures = rul_metrics(true_rul, predicted_rul)
+    baseline = rul_metrics(true_rul, np.full(len(true_rul), train_mean))["rmse"]
+    return RulReport(
+        unit=unit,
+        cap=cap,
+        rmse=figures["rmse"],
+        cmapss_score=figures["cmapss_score"],
+        baseline_rmse=baseline,
+        improvement=1.0 - figures["rmse"] / baseline if baseline > 0 else 0.0,
+    )

@@ -8,13 +8,20 @@ from typing import Final
 import torch
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "MobileNetLike", "SensorCNN", "WithSoftmax", "build_model"]
+__all__ = ["ARCHITECTURES", "DeviceOutputs", "MobileNetLike", "SensorCNN", "build_model", "split_outputs"]
+
+
+Outputs = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 class SensorCNN(nn.Module):
-    """A 1-D CNN for multichannel sensor windows (N, C, L) → class logits; about 15k parameters."""
+    """A 1-D CNN for multichannel sensor windows (N, C, L) → class logits; about 15k parameters.
 
-    def __init__(self, channels: int, classes: int, width: int = 24) -> None:
+    With ``rul_head`` it also outputs the remaining useful life as a fraction of its cap, (N, 1) in [0, 1]:
+    a sigmoid keeps the estimate inside the range the targets were capped to.
+    """
+
+    def __init__(self, channels: int, classes: int, width: int = 24, rul_head: bool = False) -> None:
         super().__init__()
 
         def block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -31,21 +38,37 @@ class SensorCNN(nn.Module):
             block(2 * width, 2 * width, 5),
         )
         self.head = nn.Linear(2 * width, classes)
+        self.rul_head = nn.Linear(2 * width, 1) if rul_head else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Outputs:
         # a mean over time rather than AdaptiveAvgPool1d: one ReduceMean in ONNX and MEAN in TFLite
-        return self.head(self.features(x).mean(dim=2))  # type: ignore[no-any-return]
+        pooled = self.features(x).mean(dim=2)
+        logits = self.head(pooled)
+        if self.rul_head is None:
+            return logits  # type: ignore[no-any-return]
+        return logits, torch.sigmoid(self.rul_head(pooled))
 
 
-class WithSoftmax(nn.Module):
-    """Wraps a classifier so the exported model outputs probabilities, as the manifest contract says."""
+def split_outputs(outputs: Outputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Class logits and, for a model with an RUL head, the RUL fraction."""
+    return (outputs[0], outputs[1]) if isinstance(outputs, tuple) else (outputs, None)
 
-    def __init__(self, model: nn.Module) -> None:
+
+class DeviceOutputs(nn.Module):
+    """Wraps a trained model so the exported one outputs what the manifest promises: class probabilities,
+    and the remaining useful life in its unit (the fraction times ``rul_cap``) when there is an RUL head."""
+
+    def __init__(self, model: nn.Module, rul_cap: float | None = None) -> None:
         super().__init__()
         self.model = model
+        self.rul_cap = rul_cap
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
+    def forward(self, x: torch.Tensor) -> Outputs:
+        logits, rul = split_outputs(self.model(x))
+        probs = torch.softmax(logits, dim=1)
+        if rul is None or self.rul_cap is None:
+            return probs
+        return probs, rul * self.rul_cap
 
 
 class MobileNetLike(nn.Module):
@@ -85,13 +108,13 @@ class MobileNetLike(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))  # type: ignore[no-any-return]
 
 
-# how each architecture a run names is built, from (input channels, classes, width)
-ARCHITECTURES: Final[dict[str, Callable[[int, int, float], nn.Module]]] = {
-    "sensor-cnn": lambda channels, classes, width: SensorCNN(channels, classes, int(width)),
-    "mobilenet": lambda _channels, classes, width: MobileNetLike(classes, width),
+# how each architecture a run names is built, from (input channels, classes, width, RUL head)
+ARCHITECTURES: Final[dict[str, Callable[[int, int, float, bool], nn.Module]]] = {
+    "sensor-cnn": lambda channels, classes, width, rul: SensorCNN(channels, classes, int(width), rul),
+    "mobilenet": lambda _channels, classes, width, _rul: MobileNetLike(classes, width),
 }
 
 
-def build_model(architecture: str, channels: int, classes: int, width: float) -> nn.Module:
+def build_model(architecture: str, channels: int, classes: int, width: float, rul_head: bool = False) -> nn.Module:
     """An untrained model of a known architecture; raises KeyError for an unknown one."""
-    return ARCHITECTURES[architecture](channels, classes, width)
+    return ARCHITECTURES[architecture](channels, classes, width, rul_head)

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from train.metrics import ClassificationReport
+from train.metrics import TrainingMetrics
 from train.plots import save_confusion_matrix
 from train.run import RUN_FILE, RunInfo
 
@@ -30,19 +30,22 @@ class RunArrays:
     train_inputs: npt.NDArray[np.generic]
     held_out_inputs: npt.NDArray[np.generic]
     held_out_labels: npt.NDArray[np.int64]
+    held_out_rul: npt.NDArray[np.float32] | None = None
 
 
-def save_run(out: Path, run: RunInfo, model: nn.Module, arrays: RunArrays, report: ClassificationReport) -> RunInfo:
+def save_run(out: Path, run: RunInfo, model: nn.Module, arrays: RunArrays, metrics: TrainingMetrics) -> RunInfo:
     """Write everything into ``out``; ``run`` must name CHECKPOINT_FILE and DATA_FILE."""
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / CHECKPOINT_FILE)
-    np.savez_compressed(
-        out / DATA_FILE,
-        train_inputs=arrays.train_inputs,
-        held_out_inputs=arrays.held_out_inputs,
-        held_out_labels=arrays.held_out_labels,
-    )
-    (out / METRICS_FILE).write_text(report.model_dump_json(indent=2))
-    save_confusion_matrix(report, out / CONFUSION_FILE, f"{run.name}: held-out data")
+    named: dict[str, npt.NDArray[np.generic]] = {
+        "train_inputs": arrays.train_inputs,
+        "held_out_inputs": arrays.held_out_inputs,
+        "held_out_labels": arrays.held_out_labels,
+    }
+    if arrays.held_out_rul is not None:
+        named["held_out_rul"] = arrays.held_out_rul
+    np.savez_compressed(out / DATA_FILE, allow_pickle=False, **named)
+    (out / METRICS_FILE).write_text(metrics.model_dump_json(indent=2))
+    save_confusion_matrix(metrics.classification, out / CONFUSION_FILE, f"{run.name}: held-out data")
     (out / RUN_FILE).write_text(run.model_dump_json(indent=2))
     return run

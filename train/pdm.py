@@ -1,4 +1,8 @@
-"""Train the predictive-maintenance classifier on synthetic sensor windows and write a run folder."""
+"""Train the predictive-maintenance model on sensor windows and write a run folder.
+
+The model classifies faults; on data with remaining-useful-life targets (runs to failure, C-MAPSS) it
+also estimates the RUL, and the run reports its RMSE against a predict-the-mean baseline.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,13 @@ import torch
 from edgefleet.manifest import ChannelSpec, SensorPreprocessing
 from edgefleet.preprocess import prepare_sensor_windows
 from edgefleet.sketch import sensor_features
-from train.datasets import SensorDataset, check_dataset, synthetic_dataset
-from train.fit import EpochReport, class_weights, fit, predict, split_by_recording
-from train.metrics import classification_report
+from train.datasets import SensorDataset, check_dataset, run_to_failure_dataset, synthetic_dataset
+from train.fit import EpochReport, Split, class_weights, fit, predict, split_by_recording
+from train.metrics import RulReport, TrainingMetrics, classification_report, rul_report
 from train.models import SensorCNN
 from train.outputs import CHECKPOINT_FILE, DATA_FILE, RunArrays, save_run
 from train.reference import build_reference_profile
-from train.run import RunInfo
+from train.run import RulOutput, RunInfo
 
 __all__ = ["PdmConfig", "train_pdm"]
 
@@ -27,10 +31,12 @@ __all__ = ["PdmConfig", "train_pdm"]
 @dataclass(frozen=True, slots=True)
 class PdmConfig:
     name: str = "pump-vibration"
-    epochs: int = 20
-    patience: int = 6
-    recordings_per_class: int = 32
+    epochs: int = 30
+    patience: int = 8
+    recordings_per_class: int = 64
     windows_per_recording: int = 8
+    run_to_failure: bool = False  # the default data: runs to failure with RUL targets, not fixed faults
+    runs_per_fault: int = 10
     held_out_fraction: float = 0.25
     validation_fraction: float = 0.2
     batch_size: int = 64
@@ -52,9 +58,7 @@ def train_pdm(
     that cannot be trained on.
     """
     torch.manual_seed(config.seed)
-    data = check_dataset(
-        dataset or synthetic_dataset(config.recordings_per_class, config.windows_per_recording, config.seed)
-    )
+    data = check_dataset(dataset or _synthetic(config))
     windows, labels, groups = data.windows, data.labels, data.groups
     label_names = list(data.label_names)
     rest_idx, held_idx = split_by_recording(labels, groups, config.held_out_fraction, config.seed)
@@ -65,18 +69,23 @@ def train_pdm(
     train_idx = rest_idx[fit_part]
     val_idx = rest_idx[val_part] if len(val_part) else train_idx
     preprocessing = _fit_scaling(windows[train_idx], data)
-    x_train = torch.from_numpy(prepare_sensor_windows(windows[train_idx], preprocessing))
-    y_train = torch.from_numpy(labels[train_idx])
-    x_val = torch.from_numpy(prepare_sensor_windows(windows[val_idx], preprocessing))
-    y_val = torch.from_numpy(labels[val_idx])
-    x_held = torch.from_numpy(prepare_sensor_windows(windows[held_idx], preprocessing))
 
-    model = SensorCNN(len(data.channels), len(label_names), config.width)
+    def split(index: npt.NDArray[np.int64]) -> Split:
+        x = torch.from_numpy(prepare_sensor_windows(windows[index], preprocessing))
+        rul = None if data.rul is None else torch.from_numpy(data.rul.values[index] / np.float32(data.rul.cap))
+        return Split(x, torch.from_numpy(labels[index]), rul)
+
+    model = SensorCNN(len(data.channels), len(label_names), config.width, rul_head=data.rul is not None)
     weights = class_weights(labels[train_idx], len(label_names))
-    fit(model, (x_train, y_train), (x_val, y_val), weights, config, on_epoch)
+    fit(model, split(train_idx), split(val_idx), weights, config, on_epoch)
 
-    probs = predict(model, x_held)
+    predictions = predict(model, split(held_idx).x)
+    probs = predictions.probs
     report = classification_report(labels[held_idx], probs.argmax(1), label_names)
+    metrics = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+    rul = _rul_report(data, train_idx, held_idx, predictions.rul_fraction)
+    if rul is not None:
+        metrics |= {"rul_rmse": rul.rmse, "rul_baseline_rmse": rul.baseline_rmse}
     run = RunInfo(
         kind="pdm",
         name=config.name,
@@ -86,12 +95,38 @@ def train_pdm(
         model_width=config.width,
         checkpoint=CHECKPOINT_FILE,
         calibration=DATA_FILE,
-        metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1},
+        metrics=metrics,
         reference_profile=build_reference_profile(
             sensor_features(windows[train_idx], [c.name for c in preprocessing.channels]), labels[train_idx], probs
         ),
+        rul=None if data.rul is None else RulOutput(cap=data.rul.cap, unit=data.rul.unit),
     )
-    return save_run(out, run, model, RunArrays(windows[train_idx], windows[held_idx], labels[held_idx]), report)
+    arrays = RunArrays(
+        windows[train_idx],
+        windows[held_idx],
+        labels[held_idx],
+        None if data.rul is None else data.rul.values[held_idx],
+    )
+    return save_run(out, run, model, arrays, TrainingMetrics(classification=report, rul=rul))
+
+
+def _synthetic(config: PdmConfig) -> SensorDataset:
+    if config.run_to_failure:
+        return run_to_failure_dataset(config.runs_per_fault, config.seed)
+    return synthetic_dataset(config.recordings_per_class, config.windows_per_recording, config.seed)
+
+
+def _rul_report(
+    data: SensorDataset,
+    train_idx: npt.NDArray[np.int64],
+    held_idx: npt.NDArray[np.int64],
+    fraction: npt.NDArray[np.float32] | None,
+) -> RulReport | None:
+    if data.rul is None or fraction is None:
+        return None
+    truth = data.rul.values
+    train_mean = float(truth[train_idx].mean())
+    return rul_report(truth[held_idx], fraction * data.rul.cap, train_mean, data.rul.cap, data.rul.unit)
 
 
 def _fit_scaling(train_windows: npt.NDArray[np.float32], data: SensorDataset) -> SensorPreprocessing:

@@ -10,9 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgefleet.errors import InputError
 from edgefleet.manifest import Preprocessing, ReferenceProfile
 
-__all__ = ["RUN_FILE", "RunInfo", "input_channels", "load_run"]
+__all__ = ["RUN_FILE", "RulOutput", "RunInfo", "input_channels", "load_run"]
 
 RUN_FILE = "run.json"
+
+
+class RulOutput(BaseModel):
+    """The model's remaining-useful-life head: its estimate is a fraction of ``cap``, in ``unit``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cap: float
+    unit: str
 
 
 class RunInfo(BaseModel):
@@ -31,6 +40,7 @@ class RunInfo(BaseModel):
     )
     metrics: dict[str, float]
     reference_profile: ReferenceProfile
+    rul: RulOutput | None = None
 
 
 def load_run(run_dir: Path) -> RunInfo:

@@ -15,8 +15,8 @@ from edgefleet.preprocess import prepare_images
 from edgefleet.sketch import image_features
 from train.datasets import ImageDataset
 from train.datasets.surfaces import synthetic_images
-from train.fit import EpochReport, class_weights, fit, predict, split_by_recording
-from train.metrics import classification_report
+from train.fit import EpochReport, Split, class_weights, fit, predict, split_by_recording
+from train.metrics import TrainingMetrics, classification_report
 from train.models import MobileNetLike
 from train.outputs import CHECKPOINT_FILE, DATA_FILE, RunArrays, save_run
 from train.reference import build_reference_profile
@@ -57,13 +57,13 @@ def train_vision(
     val_idx = rest[val_part] if len(val_part) else train_idx
     preprocessing = _fit_normalisation(images[train_idx])
 
-    def tensors(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(prepare_images(images[index], preprocessing)), torch.from_numpy(labels[index])
+    def tensors(index: np.ndarray) -> Split:
+        return Split(torch.from_numpy(prepare_images(images[index], preprocessing)), torch.from_numpy(labels[index]))
 
     model = MobileNetLike(len(label_names), config.width)
     weights = class_weights(labels[train_idx], len(label_names))
     fit(model, tensors(train_idx), tensors(val_idx), weights, config, on_epoch, augment=_flip_and_turn)
-    probs = predict(model, tensors(held)[0])
+    probs = predict(model, tensors(held).x).probs
     report = classification_report(labels[held], probs.argmax(1), label_names)
 
     run = RunInfo(
@@ -78,7 +78,8 @@ def train_vision(
         metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1},
         reference_profile=build_reference_profile(image_features(images[train_idx]), labels[train_idx], probs),
     )
-    return save_run(out, run, model, RunArrays(images[train_idx], images[held], labels[held]), report)
+    arrays = RunArrays(images[train_idx], images[held], labels[held])
+    return save_run(out, run, model, arrays, TrainingMetrics(classification=report))
 
 
 def _flip_and_turn(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

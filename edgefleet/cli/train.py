@@ -37,6 +37,8 @@ def _with_progress(epochs: int, train: Callable[[Callable[[EpochReport], None]],
                 f"loss {report.loss:.3f}  validation loss {report.validation_loss:.3f}  "
                 f"accuracy {report.validation_accuracy:.3f}"
             )
+            if report.validation_rul_error is not None:
+                status += f"  RUL error {report.validation_rul_error:.1%} of the cap"
             progress.update(task, completed=report.epoch, status=status)
 
         return train(on_epoch)
@@ -45,34 +47,47 @@ def _with_progress(epochs: int, train: Callable[[Callable[[EpochReport], None]],
 @app.command()
 def pdm(
     out: Annotated[Path, typer.Option(help="the run folder to write")],
-    epochs: Annotated[int, typer.Option(min=1, max=1000, help="passes over the training data (at most)")] = 20,
+    epochs: Annotated[int, typer.Option(min=1, max=1000, help="passes over the training data (at most)")] = 30,
     seed: Annotated[int, typer.Option(help="the same seed gives the same data and model")] = 0,
     data: Annotated[
         Path | None,
-        typer.Option(help="your recordings: a .csv or .parquet file, or a CWRU folder (<class>/<record>.mat)"),
+        typer.Option(
+            help="your recordings: a .csv or .parquet file, a CWRU folder (<class>/<record>.mat) "
+            "or a C-MAPSS folder (train_FD00x.txt)"
+        ),
     ] = None,
+    run_to_failure: Annotated[
+        bool,
+        typer.Option("--run-to-failure", help="synthetic machines run to failure: adds a remaining-useful-life head"),
+    ] = False,
     label_column: Annotated[str, typer.Option(help="CSV/Parquet: the column holding each row's class")] = "label",
-    window: Annotated[int, typer.Option(min=16, help="samples per window (with --data)")] = 512,
+    window: Annotated[
+        int | None, typer.Option(min=2, help="samples per window (with --data); default 512, or 30 cycles for C-MAPSS")
+    ] = None,
     hop: Annotated[int, typer.Option(min=1, help="samples between window starts (with --data)")] = 256,
     sample_rate: Annotated[
         float | None, typer.Option(help="Hz; default: from the time column, or 12 kHz for CWRU")
     ] = None,
+    subset: Annotated[str, typer.Option(help="C-MAPSS: which subset (FD001 to FD004)")] = "FD001",
+    rul_cap: Annotated[int, typer.Option(min=1, help="C-MAPSS: cycles at which the RUL target is capped")] = 125,
 ) -> None:
-    """Predictive maintenance: a sensor-window fault classifier, on physics-grounded synthetic data or yours."""
+    """Predictive maintenance: a sensor-window fault classifier (and RUL estimator), on synthetic data or yours."""
     from train import PdmConfig, train_pdm
-    from train.datasets import SensorDataset, load_cwru, load_table
+    from train.datasets import SensorDataset, load_cmapss, load_cwru, load_table
 
     dataset: SensorDataset | None = None
-    if data is not None and data.is_dir():
-        dataset = load_cwru(data, window_length=window, hop=hop, sample_rate_hz=sample_rate or 12_000.0)
+    if data is not None and data.is_dir() and any(data.glob("train_FD00*.txt")):
+        dataset = load_cmapss(data, subset, window_length=window or 30, rul_cap=rul_cap)
+    elif data is not None and data.is_dir():
+        dataset = load_cwru(data, window_length=window or 512, hop=hop, sample_rate_hz=sample_rate or 12_000.0)
     elif data is not None:
-        dataset = load_table(data, label_column=label_column, window_length=window, hop=hop, sample_rate_hz=sample_rate)
-
-    run = _with_progress(
-        epochs, lambda on_epoch: train_pdm(PdmConfig(epochs=epochs, seed=seed), out, on_epoch, dataset)
-    )
-    figures = ", ".join(f"{k} {v:.3f}" for k, v in run.metrics.items())
-    _out.print(f"wrote run [bold]{out}[/] ({run.name}; held-out {figures}; see metrics.json, confusion_matrix.png)")
+        dataset = load_table(
+            data, label_column=label_column, window_length=window or 512, hop=hop, sample_rate_hz=sample_rate
+        )
+    name = "pump-rul" if run_to_failure else "pump-vibration"
+    config = PdmConfig(name=name, epochs=epochs, seed=seed, run_to_failure=run_to_failure)
+    run = _with_progress(epochs, lambda on_epoch: train_pdm(config, out, on_epoch, dataset))
+    _print_run(out, run)
 
 
 @app.command()
@@ -97,5 +112,9 @@ def vision(
         dataset = load_image_folder(data, size=size)
     config = VisionConfig(epochs=epochs, seed=seed, size=size, width=width)
     run = _with_progress(epochs, lambda on_epoch: train_vision(config, out, on_epoch, dataset))
+    _print_run(out, run)
+
+
+def _print_run(out: Path, run: RunInfo) -> None:
     figures = ", ".join(f"{k} {v:.3f}" for k, v in run.metrics.items())
     _out.print(f"wrote run [bold]{out}[/] ({run.name}; held-out {figures}; see metrics.json, confusion_matrix.png)")

@@ -10,7 +10,17 @@ from hypothesis import strategies as st
 from edgefleet.errors import InputError
 from edgefleet.preprocess import prepare_sensor_windows
 from edgefleet.semver import parse_semver
-from edgefleet.sensor_sim import CHANNELS, FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH, Bearing, Recording, simulate_dataset
+from edgefleet.sensor_sim import (
+    CHANNELS,
+    FAULTS,
+    SAMPLE_RATE_HZ,
+    WINDOW_LENGTH,
+    Bearing,
+    Recording,
+    Trajectory,
+    simulate_dataset,
+    simulate_run_to_failure,
+)
 from edgefleet.sketch import count_into, reference_histogram
 from tests.factories import sensor_preprocessing
 
@@ -92,6 +102,58 @@ def test_outer_race_defect_repeats_at_bpfo_in_the_envelope() -> None:
     envelope = np.abs(signal - signal.mean())
     expected = Bearing().bpfo(30.0)
     assert _spectrum_peak_hz(envelope, SAMPLE_RATE_HZ) == pytest.approx(expected, rel=0.05)
+
+
+def test_bearing_frequencies_match_the_published_6205_multiples() -> None:
+    # the CWRU bearing data centre lists these multiples of shaft speed for its 6205-2RS drive-end bearing
+    bearing = Bearing()
+    assert bearing.bpfo(1.0) == pytest.approx(3.5848, abs=1e-3)
+    assert bearing.bpfi(1.0) == pytest.approx(5.4152, abs=1e-3)
+    assert 2 * bearing.bsf(1.0) == pytest.approx(4.7135, abs=1e-3)
+    assert bearing.ftf(1.0) == pytest.approx(0.39828, abs=1e-3)
+
+
+def test_a_ball_defect_strikes_at_twice_bsf_and_swells_at_the_cage_frequency() -> None:
+    rng = np.random.default_rng(3)
+    rec = Recording.random(FAULTS.index("bearing_ball"), rng, speed_hz=(30.0, 30.0))
+    signal = np.concatenate([rec.window(i, rng)[0] for i in range(16)])
+    envelope = np.abs(signal - signal.mean())
+    spectrum = np.abs(np.fft.rfft(envelope - envelope.mean()))
+    freqs = np.fft.rfftfreq(len(envelope), 1 / SAMPLE_RATE_HZ)
+    above_cage = freqs > 20.0
+    assert freqs[above_cage][spectrum[above_cage].argmax()] == pytest.approx(2 * Bearing().bsf(30.0), rel=0.05)
+    # the strongest slow swing of the envelope is the cage turning the ball through the load zone
+    slow = (freqs > 2.0) & (freqs < 20.0)
+    assert freqs[slow][spectrum[slow].argmax()] == pytest.approx(Bearing().ftf(30.0), abs=1.0)
+
+
+def test_a_run_to_failure_degrades_until_its_life_is_used_up() -> None:
+    rng = np.random.default_rng(4)
+    run = Trajectory.random(FAULTS.index("bearing_inner"), rng)
+    hours = np.arange(0.0, run.life_h, 1.0)
+    severity = np.array([run.severity(h) for h in hours])
+    assert (severity[hours < run.onset_h] == 0).all()
+    assert (np.diff(severity[hours >= run.onset_h]) > 0).all()
+    assert run.severity(run.life_h) == pytest.approx(Trajectory.FAILURE_SEVERITY)
+    snapshots = [run.snapshot(h, rng) for h in (0.0, run.life_h - 0.5)]
+    (healthy, label_healthy, rul_healthy), (worn, label_worn, rul_worn) = snapshots
+    assert (label_healthy, label_worn) == (0, FAULTS.index("bearing_inner"))
+    assert rul_healthy == pytest.approx(run.life_h)
+    assert rul_worn == pytest.approx(0.5)
+    assert worn[0].std() > 3 * healthy[0].std()
+
+
+def test_runs_to_failure_are_reproducible_and_end_at_zero_life() -> None:
+    a = simulate_run_to_failure(1, seed=5, every_h=5.0)
+    b = simulate_run_to_failure(1, seed=5, every_h=5.0)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y)
+    windows, labels, groups, rul = a
+    assert windows.shape[1:] == (len(CHANNELS), WINDOW_LENGTH)
+    assert set(np.unique(labels)) == set(range(len(FAULTS)))
+    for run in np.unique(groups):
+        assert np.all(np.diff(rul[groups == run]) < 0)
+        assert rul[groups == run][-1] < 5.0
 
 
 def test_pump_pressure_follows_speed_squared_and_falls_with_load() -> None:

@@ -65,9 +65,9 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_training_writes_per_class_metrics_and_a_confusion_matrix_picture(pipeline: Pipeline) -> None:
-    from train.metrics import ClassificationReport
+    from train.metrics import TrainingMetrics
 
-    report = ClassificationReport.model_validate_json((pipeline.run / "metrics.json").read_text())
+    report = TrainingMetrics.model_validate_json((pipeline.run / "metrics.json").read_text()).classification
     assert [c.label for c in report.per_class] == report.labels
     assert sum(map(sum, report.confusion)) == sum(c.support for c in report.per_class) > 0
     assert (pipeline.run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

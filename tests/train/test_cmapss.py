@@ -28,18 +28,24 @@ def test_train_split_counts_down_to_failure_with_the_cap(tmp_path: Path) -> None
     _write(tmp_path / "train_FD001.txt", {1: 200, 2: 40})
     data = load_cmapss(tmp_path, "FD001", window_length=30, rul_cap=125)
     assert data.windows.shape == (171 + 11, 24, 30)
-    unit1 = data.rul[data.groups == 1]
+    assert data.rul is not None
+    unit1 = data.rul.values[data.groups == 1]
     assert unit1[0] == 125  # 170 cycles left, capped
     assert unit1[-1] == 0
-    assert data.rul[data.groups == 2].tolist() == list(range(10, -1, -1))
+    assert data.rul.values[data.groups == 2].tolist() == list(range(10, -1, -1))
+    # health stages for the class head: healthy at the cap, failing within a quarter of it
+    assert data.label_names == ("healthy", "degrading", "failing")
+    assert data.labels[data.groups == 1][0] == 0
+    assert data.labels[data.groups == 2].tolist() == [2] * 11
 
 
 def test_test_split_adds_the_true_rul_after_the_last_cycle(tmp_path: Path) -> None:
     _write(tmp_path / "test_FD001.txt", {1: 35, 2: 31})
     (tmp_path / "RUL_FD001.txt").write_text("112\n7\n")
     data = load_cmapss(tmp_path, "FD001", split="test", window_length=30)
-    assert data.rul[data.groups == 1].tolist() == [117, 116, 115, 114, 113, 112]
-    assert data.rul[data.groups == 2].tolist() == [8, 7]
+    assert data.rul is not None
+    assert data.rul.values[data.groups == 1].tolist() == [117, 116, 115, 114, 113, 112]
+    assert data.rul.values[data.groups == 2].tolist() == [8, 7]
 
 
 @pytest.mark.parametrize(

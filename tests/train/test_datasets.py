@@ -120,12 +120,24 @@ def test_nan_in_a_window_names_the_window(tmp_path: Path) -> None:
         (["--data", "README.md"], "neither .csv nor .parquet"),
         (["--data", "{csv}", "--label-column", "fault"], "no label column 'fault'"),
         (["--data", "{empty}"], "holds no <class>/<record>.mat"),
+        # wrong shapes: a text column where readings belong, a matrix where CWRU keeps a column,
+        # C-MAPSS rows missing columns, windows longer than every recording
+        (["--data", "{no_channels}"], "no numeric channel columns"),
+        (["--data", "{cwru}"], "has shape (2, 300)"),
+        (["--data", "{cmapss}"], "has 5 columns, C-MAPSS has 26"),
+        (["--data", "{csv}", "--window", "5000"], "gives no windows"),
     ],
 )
 def test_the_command_line_refuses_bad_data_with_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
     csv = _write_table(tmp_path / "rec.csv", [("ok", 600), ("worn", 600)])
     (tmp_path / "empty").mkdir()
-    filled = [a.format(csv=csv, empty=tmp_path / "empty") for a in args]
+    (tmp_path / "no_channels.csv").write_text("timestamp,label,note\n0.0,ok,a\n0.1,worn,b\n")
+    (tmp_path / "cwru" / "normal").mkdir(parents=True)
+    savemat(tmp_path / "cwru" / "normal" / "97.mat", {"X097_DE_time": np.zeros((2, 300))})
+    (tmp_path / "cmapss").mkdir()
+    (tmp_path / "cmapss" / "train_FD001.txt").write_text("1 1 0.1 0.2 100\n1 2 0.1 0.2 100\n")
+    folders = {name: tmp_path / name for name in ("empty", "cwru", "cmapss")}
+    filled = [a.format(csv=csv, no_channels=tmp_path / "no_channels.csv", **folders) for a in args]
     result = subprocess.run(
         [sys.executable, "-m", "edgefleet", "train", "pdm", "--out", str(tmp_path / "run"), *filled],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from train.datasets.cmapss import CMAPSS_CHANNELS, RulDataset, load_cmapss
+from train.datasets.cmapss import CMAPSS_CHANNELS, HEALTH_STAGES, load_cmapss
 from train.datasets.cwru import load_cwru
-from train.datasets.dataset import ImageDataset, SensorDataset, check_dataset, window_recording
+from train.datasets.dataset import ImageDataset, RulTargets, SensorDataset, check_dataset, window_recording
 from train.datasets.image_folders import load_image_folder, load_mvtec
-from train.datasets.synthetic import synthetic_dataset
+from train.datasets.synthetic import run_to_failure_dataset, synthetic_dataset
 from train.datasets.tabular import load_table
 
 __all__ = [
     "CMAPSS_CHANNELS",
+    "HEALTH_STAGES",
     "ImageDataset",
-    "RulDataset",
+    "RulTargets",
     "SensorDataset",
     "check_dataset",
     "load_cmapss",
@@ -20,6 +21,7 @@ __all__ = [
     "load_image_folder",
     "load_mvtec",
     "load_table",
+    "run_to_failure_dataset",
     "synthetic_dataset",
     "window_recording",
 ]

@@ -4,40 +4,41 @@ Each row is one engine cycle: unit, cycle, three operating settings and 21 senso
 Training units run to failure, so the remaining useful life (RUL) of a cycle is the unit's last cycle
 minus it; test units stop early and ``RUL_FD00x.txt`` gives the RUL after their last cycle. Targets
 use the usual piecewise-linear cap: an engine far from failure counts as ``rul_cap`` cycles from it.
+
+C-MAPSS names no fault classes, so each window is also labelled with a health stage from its RUL
+(healthy at the cap, failing within a quarter of it, degrading between) for the model's class head.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from edgefleet.errors import InputError
-from train.datasets.dataset import window_recording
+from train.datasets.dataset import RulTargets, SensorDataset, window_recording
 
-__all__ = ["CMAPSS_CHANNELS", "RulDataset", "load_cmapss"]
+__all__ = ["CMAPSS_CHANNELS", "HEALTH_STAGES", "health_stages", "load_cmapss"]
 
-CMAPSS_CHANNELS = tuple(f"setting_{i}" for i in range(1, 4)) + tuple(f"sensor_{i}" for i in range(1, 22))
-_COLUMNS = 2 + len(CMAPSS_CHANNELS)
+CMAPSS_CHANNELS: Final = tuple(f"setting_{i}" for i in range(1, 4)) + tuple(f"sensor_{i}" for i in range(1, 22))
+HEALTH_STAGES: Final = ("healthy", "degrading", "failing")
+_COLUMNS: Final = 2 + len(CMAPSS_CHANNELS)
 
 
-@dataclass(frozen=True, slots=True)
-class RulDataset:
-    """``windows`` (N, C, L) of cycles, ``rul`` (N,) at each window's last cycle, ``groups`` (N,) unit ids."""
-
-    windows: npt.NDArray[np.float32]
-    rul: npt.NDArray[np.float32]
-    groups: npt.NDArray[np.int64]
-    channels: tuple[str, ...]
-    source: str
+def health_stages(rul: npt.NDArray[np.floating], cap: float) -> npt.NDArray[np.int64]:
+    """Indices into HEALTH_STAGES for capped RUL values."""
+    return np.where(rul >= cap, 0, np.where(rul > cap / 4, 1, 2)).astype(np.int64)
 
 
 def load_cmapss(
     folder: Path, subset: str = "FD001", *, split: str = "train", window_length: int = 30, rul_cap: int = 125
-) -> RulDataset:
-    """Windows of ``window_length`` cycles with their capped RUL; raises InputError for missing or malformed files."""
+) -> SensorDataset:
+    """Windows of ``window_length`` cycles (one sample per cycle) with their capped RUL in cycles and health stage.
+
+    Raises InputError for missing or malformed files.
+    """
     if split not in ("train", "test"):
         raise InputError(f"unknown C-MAPSS split {split!r}", hint="choose train or test")
     rows = _read(folder / f"{split}_{subset}.txt")
@@ -53,12 +54,16 @@ def load_cmapss(
         windows.append(segment)
         targets.extend(rul[window_length - 1 :].tolist())
         groups.extend([unit] * len(segment))
-    return RulDataset(
+    rul_values = np.asarray(targets, dtype=np.float32)
+    return SensorDataset(
         np.concatenate(windows),
-        np.asarray(targets, dtype=np.float32),
+        health_stages(rul_values, rul_cap),
         np.asarray(groups, dtype=np.int64),
-        CMAPSS_CHANNELS,
+        HEALTH_STAGES,
+        tuple((name, "") for name in CMAPSS_CHANNELS),
+        sample_rate_hz=1.0,
         source=str(folder / f"{split}_{subset}.txt"),
+        rul=RulTargets(rul_values, float(rul_cap), "cycles"),
     )
 
 

@@ -61,7 +61,13 @@ def _signals(path: Path) -> dict[str, np.ndarray]:
     for key, value in content.items():
         match = _SIGNAL.match(key)
         if match:
-            found[match.group(1)] = np.asarray(value, dtype=np.float64).ravel()
+            signal = np.asarray(value, dtype=np.float64)
+            if signal.ndim > 2 or (signal.ndim == 2 and min(signal.shape) > 1):
+                raise InputError(
+                    f"{path}: {key} has shape {signal.shape}, but a CWRU signal is one column of samples",
+                    hint="store each accelerometer as an N x 1 array",
+                )
+            found[match.group(1)] = signal.ravel()
     if "DE" not in found:
         raise InputError(f"{path} has no X..._DE_time signal", hint="only CWRU drive-end recordings are supported")
     return found

@@ -9,12 +9,22 @@ import numpy.typing as npt
 
 from edgefleet.errors import InputError
 
-__all__ = ["ImageDataset", "SensorDataset", "check_dataset", "window_recording"]
+__all__ = ["ImageDataset", "RulTargets", "SensorDataset", "check_dataset", "window_recording"]
+
+
+@dataclass(frozen=True, slots=True)
+class RulTargets:
+    """Remaining useful life at each window's end, already capped at ``cap`` (the piecewise-linear target)."""
+
+    values: npt.NDArray[np.float32]
+    cap: float
+    unit: str
 
 
 @dataclass(frozen=True, slots=True)
 class SensorDataset:
-    """``windows`` (N, C, L) float32, ``labels`` (N,) indices into ``label_names``, ``groups`` (N,) recording ids."""
+    """``windows`` (N, C, L) float32, ``labels`` (N,) indices into ``label_names``, ``groups`` (N,) recording ids;
+    ``rul`` for recordings that run to failure."""
 
     windows: npt.NDArray[np.float32]
     labels: npt.NDArray[np.int64]
@@ -23,6 +33,7 @@ class SensorDataset:
     channels: tuple[tuple[str, str], ...]
     sample_rate_hz: float
     source: str
+    rul: RulTargets | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,17 @@ def window_recording(samples: npt.NDArray[np.floating], window_length: int, hop:
 def check_dataset(dataset: SensorDataset) -> SensorDataset:
     """The dataset as given, or InputError naming what makes it unusable for training."""
     where = dataset.source
+    if dataset.windows.ndim != 3 or dataset.windows.shape[1] != len(dataset.channels):
+        raise InputError(
+            f"{where} gives windows of shape {dataset.windows.shape}, expected (windows, {len(dataset.channels)} "
+            "channels, samples)",
+            hint="each window must hold every channel over the same number of samples",
+        )
+    if not len(dataset.labels) == len(dataset.groups) == len(dataset.windows):
+        raise InputError(
+            f"{where} has {len(dataset.windows)} windows but {len(dataset.labels)} labels",
+            hint="give one label and one recording id per window",
+        )
     if len(dataset.windows) == 0:
         raise InputError(
             f"{where} gives no windows", hint="check the recordings are longer than one window, or lower --window"
