@@ -3,8 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# the stamp changes with pyproject.toml, so editing dependencies reinstalls and nothing else does
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
+# the stamp changes with pyproject.toml and constraints.txt, so editing dependencies reinstalls and nothing else does
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -12,11 +12,11 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	# torch is pinned in pyproject.toml: the CPU build of 2.13.0 lies on this machine's disk
-	$(BIN)/python -m pip install --quiet -e '.[all]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[all]' -c constraints.txt --config-settings editable_mode=compat
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

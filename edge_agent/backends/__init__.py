@@ -20,15 +20,24 @@ def _onnx(path: Path, threads: int) -> Backend:
     return OnnxBackend(path, threads)
 
 
-# the runtime that loads each artifact format (LiteRT joins here)
-LOADERS: Final[Mapping[ArtifactFormat, BackendLoader]] = {ArtifactFormat.ONNX: _onnx}
+def _litert(path: Path, threads: int) -> Backend:
+    from edge_agent.backends.litert import LiteRtBackend
+
+    return LiteRtBackend(path, threads)
+
+
+# the runtime that loads each artifact format
+LOADERS: Final[Mapping[ArtifactFormat, BackendLoader]] = {ArtifactFormat.ONNX: _onnx, ArtifactFormat.TFLITE: _litert}
 
 # what a device prefers to run, best first: int8 is smallest and fastest on CPUs; fp16 is last because on
-# CPUs it only shrinks the file, onnxruntime computes it in fp32 anyway
+# CPUs it only shrinks the file, the runtimes compute it in fp32 anyway
 PREFERENCE: Final[tuple[tuple[ArtifactFormat, Precision], ...]] = (
     (ArtifactFormat.ONNX, Precision.INT8),
+    (ArtifactFormat.TFLITE, Precision.INT8),
     (ArtifactFormat.ONNX, Precision.FP32),
+    (ArtifactFormat.TFLITE, Precision.FP32),
     (ArtifactFormat.ONNX, Precision.FP16),
+    (ArtifactFormat.TFLITE, Precision.FP16),
 )
 
 
