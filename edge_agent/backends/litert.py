@@ -83,11 +83,13 @@ def _to_model(values: npt.NDArray[np.float32], detail: Mapping[str, Any]) -> npt
         return values.astype(dtype)
     scale, zero_point = detail["quantization"]
     info = np.iinfo(dtype)
-    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+    quantized: npt.NDArray[Any] = np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+    return quantized
 
 
 def _from_model(values: npt.NDArray[Any], detail: Mapping[str, Any]) -> npt.NDArray[np.float32]:
     if np.dtype(detail["dtype"]).kind != "i":
         return np.asarray(values, dtype=np.float32)
     scale, zero_point = detail["quantization"]
-    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    real: npt.NDArray[np.float32] = ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return real
