@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import foundation, training
+from benchmarks import foundation, quantization, training
 from benchmarks.machine import describe_machine
 
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -18,7 +18,11 @@ def main() -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     console = Console(stderr=True)
     sections = []
-    for name, bench in (("foundation", foundation.run), ("training", training.run)):
+    for name, bench in (
+        ("foundation", foundation.run),
+        ("training", training.run),
+        ("quantization", quantization.run),
+    ):
         with console.status(f"benchmark: {name}"):
             sections.append(bench())
     header = (

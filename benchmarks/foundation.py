@@ -1,4 +1,4 @@
-"""Package build and verify time, and ONNX fp32 against int8 (latency and size), measured in one run."""
+"""Package build and verify time, medians of repeated runs."""
 
 from __future__ import annotations
 
@@ -8,16 +8,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from edgefleet.package import verify_package
-from edgefleet.preprocess import prepare_inputs
 from edgefleet.signing import generate_keys, load_public_keys
 from export import ExportOptions, export_run
-from export.evaluate import measure_latency_ms
 from export.packaging import package_export
-from train import PdmConfig, load_run, train_pdm
+from train import PdmConfig, train_pdm
 
 __all__ = ["run"]
 
@@ -44,32 +39,11 @@ def run() -> str:
         package = tmp / "model.efpkg"
         build_s = _median_s(lambda: package_export(tmp / "export", key=private_key, version="1.0.0", out=package))
         verify_s = _median_s(lambda: verify_package(package, trusted))
-        by_precision = {a.precision.value: a for a in report.artifacts}
-        held = _sample_input(tmp)
-        latency = {
-            precision: statistics.median(
-                measure_latency_ms(tmp / "export" / a.path, held, runs=300)[0] for _ in range(_REPEATS)
-            )
-            for precision, a in by_precision.items()
-        }
-    fp32, int8 = by_precision["fp32"], by_precision["int8"]
+    models = sum(a.size_bytes for a in report.artifacts)
     rows = [
-        "| measure | fp32 (baseline) | int8 | ratio int8 / fp32 |",
-        "| --- | ---: | ---: | ---: |",
-        f"| ONNX file size | {fp32.size_bytes:,} B | {int8.size_bytes:,} B | {int8.size_bytes / fp32.size_bytes:.2f} |",
-        f"| latency, batch 1, 1 thread, median of {_REPEATS}×300 | {latency['fp32']:.4f} ms | "
-        f"{latency['int8']:.4f} ms | {latency['int8'] / latency['fp32']:.2f} |",
-        f"| held-out accuracy | {fp32.accuracy:.3f} | {int8.accuracy:.3f} | drop {fp32.accuracy - int8.accuracy:+.3f} |",
-        "",
-        "| package operation | median of 5 |",
+        f"| package operation ({len(report.artifacts)} artifacts, {models:,} B of models) | median of {_REPEATS} |",
         "| --- | ---: |",
-        f"| build and sign (fp32 + int8, {fp32.size_bytes + int8.size_bytes:,} B of models) | {build_s * 1000:.1f} ms |",
+        f"| build and sign | {build_s * 1000:.1f} ms |",
         f"| verify (archive, signature, manifest, every hash) | {verify_s * 1000:.1f} ms |",
     ]
-    return "## Foundation: package and ONNX fp32 vs int8 (sensor CNN)\n\n" + "\n".join(rows) + "\n"
-
-
-def _sample_input(tmp: Path) -> npt.NDArray[np.float32]:
-    run = load_run(tmp / "run")
-    with np.load(tmp / "run" / run.calibration) as data:
-        return prepare_inputs(data["held_out_inputs"][:1], run.preprocessing)
+    return "## Foundation: signed packages (sensor CNN)\n\n" + "\n".join(rows) + "\n"

@@ -23,6 +23,7 @@ __all__ = [
     "DowngradeError",
     "EdgefleetError",
     "ExportError",
+    "GateError",
     "InputError",
     "IntegrityError",
     "ManifestError",
@@ -30,6 +31,7 @@ __all__ = [
     "ServerError",
     "SignatureError",
     "UnsafeArchiveError",
+    "UnsupportedModelError",
     "UntrustedKeyError",
 ]
 
@@ -90,6 +92,16 @@ class DowngradeError(PackageError):
 
 class ExportError(EdgefleetError):
     pass
+
+
+class UnsupportedModelError(ExportError):
+    """The model holds something the target format or runtime cannot take: the user must change the input."""
+
+    exit_code = 2
+
+
+class GateError(ExportError):
+    """An exported artifact missed a parity or accuracy gate."""
 
 
 class AgentError(EdgefleetError):

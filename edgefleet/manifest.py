@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from edgefleet._contract import Contract
 from edgefleet.ids import ModelName, RelPath, Sha256Hex
@@ -20,6 +20,7 @@ __all__ = [
     "FeatureReference",
     "Histogram",
     "ImagePreprocessing",
+    "LatencyEstimate",
     "Manifest",
     "Metrics",
     "Precision",
@@ -163,6 +164,20 @@ class Metrics(Contract):
     artifacts: dict[RelPath, dict[str, float]] = Field(default_factory=dict)
 
 
+class LatencyEstimate(Contract):
+    """Expected single-thread latency of one artifact on one device profile: an estimate, not a measurement."""
+
+    profile: str = Field(min_length=1, max_length=64)
+    artifact: RelPath
+    p50_ms: NonNegativeFloat
+    p95_ms: NonNegativeFloat
+    basis: str = Field(
+        default="estimate: measured on the export machine, scaled by a calibration workload and the profile's "
+        "latency_factor",
+        max_length=256,
+    )
+
+
 class Manifest(Contract):
     schema_: Literal["ef.manifest.v1"] = Field(default="ef.manifest.v1", alias="schema")
     name: ModelName
@@ -179,6 +194,7 @@ class Manifest(Contract):
     reference_profile: ReferenceProfile | None = None
     test_vectors: TestVectors | None = None
     compatible_profiles: list[str] = Field(default_factory=list, description="empty: any device profile")
+    latency_estimates: list[LatencyEstimate] = Field(default_factory=list, max_length=1024)
     min_agent_version: SemVerStr = "0.1.0"
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""Export: ONNX artifacts, quantization, parity figures, test vectors, and the signed package."""
+"""Export: ONNX and TFLite artifacts, quantization, parity and accuracy gates, test vectors, the signed package."""
 
 from __future__ import annotations
 

@@ -19,7 +19,10 @@ __all__ = ["package_export"]
 def package_export(
     export_dir: Path, *, key: Path, version: str, out: Path, compatible_profiles: list[str] | None = None
 ) -> Path:
-    """Build and sign the package of an export folder; raises InputError for a bad folder, key or version."""
+    """Build and sign the package of an export folder; raises InputError for a bad folder, key or version.
+
+    The device profiles it is compatible with default to those the export found a runtime for.
+    """
     report = _load_report(export_dir)
     private_key = load_private_key(key)
     files = {a.path: export_dir / a.path for a in report.artifacts}
@@ -39,20 +42,24 @@ def package_export(
             preprocessing=report.preprocessing,
             artifacts=artifacts,
             metrics=Metrics(
-                reference=report.reference_metrics,
+                reference={**report.reference_metrics, "float_accuracy": report.float_accuracy},
                 artifacts={
                     a.path: {
                         "accuracy": a.accuracy,
                         "macro_f1": a.macro_f1,
+                        "accuracy_drop": a.accuracy_drop,
                         "max_abs_diff": a.max_abs_diff,
                         "top1_agreement": a.top1_agreement,
+                        "latency_p50_ms": a.latency_p50_ms,
+                        "latency_p95_ms": a.latency_p95_ms,
                     }
                     for a in report.artifacts
                 },
             ),
             reference_profile=report.reference_profile,
             test_vectors=report.test_vectors,
-            compatible_profiles=compatible_profiles or [],
+            compatible_profiles=report.compatible_profiles if compatible_profiles is None else compatible_profiles,
+            latency_estimates=report.latency_estimates,
         )
     except ValidationError as err:
         first = err.errors(include_url=False)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def load_classifier(run_dir: Path) -> torch.nn.Module:
     model = build_model(run.architecture, input_channels(run), len(run.labels), run.model_width, run.rul is not None)
     try:
         model.load_state_dict(torch.load(run_dir / run.checkpoint, weights_only=True))
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise InputError(f"the checkpoint of {run_dir} cannot be loaded: {err}", hint="train again") from err
     model.eval()
     return model

@@ -6,9 +6,11 @@ import typer
 
 from edge_agent.cli import app as agent_app
 from edgefleet.cli._errors import run_cli
+from edgefleet.cli.bundle import app as bundle_app
 from edgefleet.cli.demo import demo
 from edgefleet.cli.export import export
 from edgefleet.cli.fleet import app as fleet_app
+from edgefleet.cli.import_model import app as import_app
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
 from edgefleet.cli.schemas import schemas
@@ -28,6 +30,8 @@ app.add_typer(package_app, name="package")
 app.add_typer(train_app, name="train")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(agent_app, name="agent")
+app.add_typer(bundle_app, name="bundle")
+app.add_typer(import_app, name="import")
 app.command()(export)
 app.command()(schemas)
 app.command()(demo)

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgefleet.errors import EdgefleetError
 
@@ -23,7 +24,8 @@ def run_cli(app: typer.Typer) -> None:
         if debug:
             raise
         console = Console(stderr=True, soft_wrap=True)
-        console.print(f"[bold red]error:[/] {err.message}", highlight=False)
+        # escaped: messages carry paths and extras such as edgefleet[mobile], not markup
+        console.print(f"[bold red]error:[/] {escape(err.message)}", highlight=False)
         if err.hint:
-            console.print(f"[yellow]hint:[/] {err.hint}", highlight=False)
+            console.print(f"[yellow]hint:[/] {escape(err.hint)}", highlight=False)
         sys.exit(err.exit_code)

@@ -147,7 +147,7 @@ def test_runs_to_failure_are_reproducible_and_end_at_zero_life() -> None:
     a = simulate_run_to_failure(1, seed=5, every_h=5.0)
     b = simulate_run_to_failure(1, seed=5, every_h=5.0)
     for x, y in zip(a, b, strict=True):
-        assert np.array_equal(x, y)
+        assert np.array_equal(np.asarray(x), np.asarray(y))
     windows, labels, groups, rul = a
     assert windows.shape[1:] == (len(CHANNELS), WINDOW_LENGTH)
     assert set(np.unique(labels)) == set(range(len(FAULTS)))

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefleet.manifest import Precision
-from export.evaluate import run_onnx
+from edgefleet.manifest import ArtifactFormat, Precision
+from export.measure import run_artifact
 from export.pipeline import ExportOptions, export_run
 from train import PdmConfig, train_pdm
 from train.metrics import TrainingMetrics
@@ -28,14 +28,15 @@ def test_runs_to_failure_train_an_rul_head_that_beats_the_mean_and_exports(tmp_p
     assert metrics.rul is not None
     assert metrics.rul.rmse < metrics.rul.baseline_rmse
 
-    options = ExportOptions(precisions=(Precision.FP32,), latency_runs=5)
+    options = ExportOptions(formats=(ArtifactFormat.ONNX,), precisions=(Precision.FP32,), latency_runs=5)
     report = export_run(tmp_path / "run", tmp_path / "export", options)
     assert [o.name for o in report.outputs] == ["probs", "rul"]
     with np.load(tmp_path / "run" / "data.npz") as data:
         inputs, truth = data["held_out_inputs"], data["held_out_rul"]
     from edgefleet.preprocess import prepare_inputs
 
-    outputs = run_onnx(tmp_path / "export" / report.artifacts[0].path, prepare_inputs(inputs, run.preprocessing))
+    artifact = tmp_path / "export" / report.artifacts[0].path
+    outputs = run_artifact(ArtifactFormat.ONNX, artifact, prepare_inputs(inputs, run.preprocessing))
     rul = outputs["rul"].ravel()
     assert outputs["probs"].sum(axis=1) == pytest.approx(1.0, abs=1e-4)
     assert (rul >= 0).all()

@@ -1,0 +1,123 @@
+"""PyTorch → TFLite (LiteRT) through litert-torch, and its quantized variants through ai-edge-quantizer.
+
+No tensorflow is involved. The model's signature ``serving_default`` takes the input by the manifest's
+name and returns its outputs by theirs, so a device addresses TFLite and ONNX artifacts alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from edgefleet.errors import InputError, UnsupportedModelError
+from edgefleet.manifest import Precision
+
+__all__ = ["export_tflite", "quantize_tflite"]
+
+_SIGNATURE = "serving_default"
+
+
+class _Named(nn.Module):
+    """Returns the wrapped model's outputs as a dict, so the TFLite signature names them."""
+
+    def __init__(self, model: nn.Module, output_names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.output_names = output_names
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = self.model(x)
+        values = outputs if isinstance(outputs, tuple) else (outputs,)
+        return dict(zip(self.output_names, values, strict=True))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the converters' progress lines, warnings and native log lines out of the user's terminal.
+
+    The native libraries write to file descriptors 1 and 2 directly, so those are pointed at a scratch
+    file for the duration (and restored whatever happens).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def export_tflite(
+    model: nn.Module, sample: torch.Tensor, out: Path, input_name: str, output_names: tuple[str, ...]
+) -> Path:
+    """Write ``model`` (eval mode) as an fp32 ``.tflite`` for inputs shaped like ``sample`` (batch 1).
+
+    Raises UnsupportedModelError when the converter fails, naming what it could not take.
+    """
+    model.eval()
+    try:
+        with _quiet():
+            import litert_torch
+
+            converted = litert_torch.convert(_Named(model, output_names).eval(), sample_kwargs={input_name: sample})
+            converted.export(str(out))
+    except Exception as err:  # the converter raises many unrelated types; all mean the same to the user
+        raise UnsupportedModelError(
+            f"TFLite conversion failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}",
+            hint="the model uses an operator LiteRT cannot take; export ONNX only (--formats onnx) or change it",
+        ) from err
+    return out
+
+
+def quantize_tflite(
+    fp32_model: Path, precision: Precision, calibration: npt.NDArray[np.float32], input_name: str, out: Path
+) -> Path:
+    """Write the fp16 (weights) or full-integer int8 variant of ``fp32_model``; fp32 is copied.
+
+    int8 is calibrated on ``calibration`` (model inputs, already scaled, one at a time as the model's batch
+    is one) and takes and gives int8 tensors. Raises InputError for an empty calibration set.
+    """
+    if precision is Precision.FP32:
+        out.write_bytes(fp32_model.read_bytes())
+        return out
+    if precision is Precision.INT8 and len(calibration) == 0:
+        raise InputError("the calibration set is empty", hint="int8 needs representative inputs: train with more data")
+    with _quiet():
+        from ai_edge_quantizer import quantizer, recipe
+        from ai_edge_quantizer.algorithm_manager import AlgorithmName
+        from ai_edge_quantizer.qtyping import TFLOperationName
+
+        q = quantizer.Quantizer(str(fp32_model))
+        if precision is Precision.FP16:
+            q.add_weight_only_config(
+                regex=".*",
+                operation_name=TFLOperationName.ALL_SUPPORTED,
+                num_bits=16,
+                algorithm_key=AlgorithmName.FLOAT_CASTING,
+            )
+            result = q.quantize()
+        else:
+            q.load_quantization_recipe(recipe.static_wi8_ai8())
+            samples = [{input_name: calibration[i : i + 1]} for i in range(len(calibration))]
+            result = q.quantize(q.calibrate({_SIGNATURE: samples}))
+        result.export_model(str(out), overwrite=True)
+    return out
