@@ -10,7 +10,7 @@ from torch import nn
 
 from edgefleet.errors import UnsupportedModelError
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "RUL_OUTPUT_NAME", "export_onnx"]
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "RUL_OUTPUT_NAME", "export_onnx", "shorten_names"]
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "probs"
@@ -61,4 +61,32 @@ def _strip_debug_info(path: Path) -> None:
     for node in model.graph.node:
         del node.metadata_props[:]
     del model.graph.metadata_props[:]
+    onnx.save(model, str(path))
+
+
+def shorten_names(path: Path) -> None:
+    """Name every inner tensor and node by a number, keeping the graph's input and output names.
+
+    The exporter and the quantizer name tensors after module paths and passes; on a small model those
+    names are a tenth of the file, and every device downloads them.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept = {v.name for v in graph.input} | {v.name for v in graph.output}
+    renamed: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in kept:
+            return name
+        return renamed.setdefault(name, f"t{len(renamed)}")
+
+    for index, node in enumerate(graph.node):
+        node.name = f"n{index}"
+        node.input[:] = [short(n) for n in node.input]
+        node.output[:] = [short(n) for n in node.output]
+    for initializer in graph.initializer:
+        initializer.name = short(initializer.name)
+    del graph.value_info[:]
     onnx.save(model, str(path))

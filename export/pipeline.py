@@ -36,7 +36,7 @@ from edgefleet.tensors import encode_tensor
 from export.estimates import RUNTIMES, calibration_ms, estimate_latencies
 from export.gates import GateSettings, check_gates
 from export.measure import measure_latency_ms, run_artifact
-from export.onnx import INPUT_NAME, OUTPUT_NAME, RUL_OUTPUT_NAME, export_onnx
+from export.onnx import INPUT_NAME, OUTPUT_NAME, RUL_OUTPUT_NAME, export_onnx, shorten_names
 from export.quantize import convert_onnx_fp16, quantize_onnx_int8
 from export.report import REPORT_FILE, ArtifactReport, ExportReport
 from export.report_html import HTML_FILE, write_html_report
@@ -223,6 +223,8 @@ def _make(
         convert_onnx_fp16(base, out)
     else:
         quantize_onnx_int8(base, calibration, INPUT_NAME, out)
+    if fmt is ArtifactFormat.ONNX:
+        shorten_names(out)
 
 
 def _measure(
