@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgefleet.errors import EdgefleetError
+from edgefleet.errors import EdgefleetError, GateError
 
 __all__ = ["demo"]
 
@@ -62,8 +62,11 @@ class _Scenario:
 
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         report = export_run(self.root / "run", self.root / "export")
+        if report.failed:
+            raise GateError(f"{', '.join(a.path for a in report.failed)} missed a gate", hint="see export.html")
         return ", ".join(
-            f"{a.precision} {a.size_bytes / 1024:.0f} KiB agree {a.top1_agreement:.3f}" for a in report.artifacts
+            f"{a.format} {a.precision} {a.size_bytes / 1024:.0f} KiB agree {a.top1_agreement:.3f}"
+            for a in report.artifacts
         )
 
     def sign(self) -> str:
