@@ -6,22 +6,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.backends import Backend
-from edge_agent.model import LoadedModel, install_package, load_model
+from edge_agent.feeder import Feeder
+from edge_agent.model import LoadedModel, check_profile, install_package, load_model
 from edge_agent.mqtt import Link
+from edge_agent.outbox import Outbox
 from edge_agent.sequence import Sequences
 from edge_agent.settings import AgentSettings
-from edge_agent.sources import SimulatedSensor, Source
+from edge_agent.sources import Source, open_source
 from edge_agent.system import SystemProbe
 from edge_agent.telemetry import IntervalAggregator, Prediction, ReportContext
 from edgefleet.errors import AgentError, ConfigError, EdgefleetError
-from edgefleet.manifest import SensorPreprocessing
 from edgefleet.messages import EventKind
-from edgefleet.preprocess import prepare_sensor_windows
+from edgefleet.preprocess import prepare_inputs
 from edgefleet.signing import load_public_keys
 from edgefleet.topics import TopicKind
 
@@ -44,8 +47,13 @@ class Agent:
         self._wrap_backend = wrap_backend
         self._stop = threading.Event()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        outbox = Outbox(
+            settings.data_dir / "outbox.sqlite3",
+            max_messages=settings.broker.outbox_max_messages,
+            max_bytes=settings.broker.outbox_max_bytes,
+        )
         self.link = Link(
-            settings.device_id, settings.profile, settings.broker, Sequences(settings.data_dir / "seq.json")
+            settings.device_id, settings.profile, settings.broker, Sequences(settings.data_dir / "seq.json"), outbox
         )
         self._probe = SystemProbe()
         self._model: LoadedModel | None = None
@@ -62,78 +70,135 @@ class Agent:
             raise ConfigError("no package to run", hint="set `package` in the agent's TOML file")
         trusted = load_public_keys(self.settings.trusted_keys)
         opened = install_package(self.settings.package, self.settings.data_dir / "slots" / _SLOT, trusted)
+        check_profile(opened.manifest, self.settings.profile)
         model = load_model(opened, self.settings.threads)
-        if not isinstance(model.manifest.preprocessing, SensorPreprocessing):
-            raise AgentError(
-                f"{model.manifest.name} takes images; this agent version feeds sensor windows only",
-                hint="update the agent, or run a sensor model on this device",
-            )
         if self._wrap_backend is not None:
             model = LoadedModel(model.manifest, model.artifact, self._wrap_backend(model.backend), model.active)
         self._model = model
         return model
 
     def start(self) -> None:
-        """Load the model (unless ``load`` did), connect and say online; raises EdgefleetError when it cannot."""
-        model = self._model or self.load()
+        """Load the model (unless ``load`` did), connect and say online; raises EdgefleetError when it cannot.
+
+        A package this device must not or cannot run is reported as an error event before the error is raised,
+        so the fleet sees why the device has no model.
+        """
+        try:
+            model = self._model or self.load()
+        except EdgefleetError as err:
+            self.link.start(None)
+            self.link.publish_event(EventKind.ERROR, package=None, detail=f"{err.message} ({err.hint})")
+            log.error("agent.load_refused", extra={"device": self.settings.device_id, "error": err.message})
+            raise
         self.link.start(model.active)
         package = f"{model.active.name}@{model.active.version}"
         self.link.publish_event(EventKind.ACTIVE, package=package, detail=f"running {model.artifact.path}")
         log.info("agent.started", extra={"device": self.settings.device_id, "package": package, "slot": _SLOT})
 
-    def infer(self, window: npt.NDArray[np.float32]) -> Prediction:
-        """The model's answer for one raw window (channels, length); raises EdgefleetError when it cannot."""
+    def infer(self, window: npt.NDArray[np.generic]) -> Prediction:
+        """The model's answer for one raw input (a sensor window or an image); raises EdgefleetError."""
+        return self.infer_batch([window])[0]
+
+    def infer_batch(self, inputs: list[npt.NDArray[np.generic]]) -> list[Prediction]:
+        """The model's answers for raw inputs, in one run when the model takes batches; raises EdgefleetError.
+
+        Each answer carries the latency of the run it was part of: what a caller waited for it.
+        """
         model = self.model
         started = time.perf_counter()
-        # load() refuses every other kind, so this holds; the check keeps mypy and `python -O` honest
-        if not isinstance(model.manifest.preprocessing, SensorPreprocessing):
-            raise AgentError("the loaded model does not take sensor windows", hint="load a sensor model")
-        batch = prepare_sensor_windows(window, model.manifest.preprocessing)
-        outputs = model.backend.run({model.manifest.inputs[0].name: batch})
-        probabilities = as_probabilities(outputs[model.manifest.outputs[0].name][0])
-        if not np.isfinite(probabilities).all():
-            raise AgentError("the model answered NaN or infinity", hint="check the input window and the model")
-        label = int(probabilities.argmax())
-        return Prediction(label, float(probabilities[label]), (time.perf_counter() - started) * 1000)
+        batch = prepare_inputs(np.stack(inputs), model.manifest.preprocessing)
+        if model.manifest.inputs[0].shape[0] is None:
+            outputs = [model.backend.run({model.manifest.inputs[0].name: batch})]
+        else:
+            outputs = [model.backend.run({model.manifest.inputs[0].name: batch[i : i + 1]}) for i in range(len(batch))]
+        rows = np.concatenate([o[model.manifest.outputs[0].name] for o in outputs])
+        latency_ms = (time.perf_counter() - started) * 1000
+        predictions = []
+        for row in rows:
+            probabilities = as_probabilities(row)
+            if not np.isfinite(probabilities).all():
+                raise AgentError("the model answered NaN or infinity", hint="check the input and the model")
+            label = int(probabilities.argmax())
+            predictions.append(Prediction(label, float(probabilities[label]), latency_ms))
+        return predictions
 
-    def run(self, max_windows: int | None = None, source: Source | None = None) -> int:
-        """Serve windows from ``source`` (the configured one by default) until ``stop`` or ``max_windows``.
+    def run(self, max_windows: int | None = None, source: Source[Any] | None = None) -> int:
+        """Serve inputs from ``source`` (the configured one by default) until ``stop``, its end or ``max_windows``.
 
-        Publishes one telemetry message per interval and one for the last, partial interval; returns how
-        many windows were served.
+        The source fills a bounded queue on its own thread (what does not fit is dropped and counted); the
+        model takes up to ``batch_size`` queued inputs per run. One telemetry message per interval, idle
+        or not, and one for the last, partial interval; returns how many inputs were served.
         """
-        source = source or SimulatedSensor(self.settings.source, self._stop)
+        if source is None:
+            source = open_source(self.settings.source, self.model.manifest.preprocessing, self._stop)
+        feeder = Feeder(source, self.settings.queue_size, self._stop)
         context = ReportContext(self.settings.device_id, self.model.active)
         aggregator = IntervalAggregator(self.model.manifest)
-        interval_start, dropped = time.monotonic(), source.dropped
+        interval_start, dropped = time.monotonic(), 0
         served = 0
+        told = _SourceProblems()
         log.info("agent.serving", extra={"device": self.settings.device_id, "max_windows": max_windows})
-        for window in source:
+        feeder.start()
+        wait_s = min(0.5, self.settings.telemetry_interval_s)
+        for batch in feeder.batches(self.settings.batch_size, wait_s):
             self.link.poll()
-            try:
-                aggregator.add(window, self.infer(window))
-            except EdgefleetError as err:
-                aggregator.errors += 1
-                log.warning("agent.inference_failed", extra={"device": self.settings.device_id, "error": err.message})
-            served += 1
+            if max_windows is not None:
+                batch = batch[: max_windows - served]
+            if batch:
+                self._serve(batch, aggregator)
+                served += len(batch)
             if time.monotonic() - interval_start >= self.settings.telemetry_interval_s:
-                aggregator.drops, dropped = source.dropped - dropped, source.dropped
+                self._tell_source_problems(source, told)
+                aggregator.drops, dropped = feeder.dropped - dropped, feeder.dropped
                 self._report(aggregator, context, time.monotonic() - interval_start)
                 aggregator, interval_start = IntervalAggregator(self.model.manifest), time.monotonic()
             if max_windows is not None and served >= max_windows:
                 break
-        aggregator.drops = source.dropped - dropped
+        self._stop.set()
+        feeder.join(timeout_s=2.0)
+        self._tell_source_problems(source, told)
+        aggregator.drops = feeder.dropped - dropped
         # an interval cut short by stop still has a positive length, which the schema requires
         self._report(aggregator, context, max(time.monotonic() - interval_start, 1e-3))
         log.info("agent.stopped", extra={"device": self.settings.device_id, "served": served})
         return served
+
+    def _tell_source_problems(self, source: Source[Any], told: _SourceProblems) -> None:
+        """An error event for each new loss of the input device and for lines that did not parse since the last.
+
+        Only hardware sources report these (cameras and serial ports have ``losses``, serial ports
+        ``bad_lines``); the agent keeps serving whatever still arrives.
+        """
+        losses = getattr(source, "losses", None)
+        if losses is not None and losses.count > told.losses:
+            told.losses = losses.count
+            reason = losses.last.message if losses.last is not None else "the input device failed"
+            detail = f"input lost ({losses.count} times so far; reconnecting): {reason}"
+            self.link.publish_event(EventKind.ERROR, package=None, detail=detail)
+            log.warning("agent.input_lost", extra={"device": self.settings.device_id, "detail": detail})
+        bad_lines = getattr(source, "bad_lines", 0)
+        if bad_lines > told.bad_lines:
+            detail = f"{bad_lines - told.bad_lines} input lines did not parse and were skipped ({bad_lines} so far)"
+            told.bad_lines = bad_lines
+            self.link.publish_event(EventKind.ERROR, package=None, detail=detail)
+            log.warning("agent.input_unparsed", extra={"device": self.settings.device_id, "detail": detail})
+
+    def _serve(self, batch: list[npt.NDArray[np.generic]], aggregator: IntervalAggregator) -> None:
+        try:
+            predictions = self.infer_batch(batch)
+        except EdgefleetError as err:
+            aggregator.errors += len(batch)
+            log.warning("agent.inference_failed", extra={"device": self.settings.device_id, "error": err.message})
+            return
+        for item, prediction in zip(batch, predictions, strict=True):
+            aggregator.add(item, prediction)
 
     def stop(self) -> None:
         """Ask ``run`` to report its interval and return; safe from any thread and from signal handlers."""
         self._stop.set()
 
     def close(self) -> None:
-        """Say offline and disconnect."""
+        """Send what the outbox holds (for a few seconds at most), say offline and disconnect."""
         self.link.close()
 
     def _report(self, aggregator: IntervalAggregator, context: ReportContext, interval_s: float) -> None:
@@ -146,6 +211,14 @@ class Agent:
         )
         self.link.publish_telemetry(message)
         log.debug("agent.telemetry", extra={"inferences": message.inference_count, "seq": message.seq})
+
+
+@dataclass(slots=True)
+class _SourceProblems:
+    """How many input losses and unparsed lines the fleet has been told of."""
+
+    losses: int = 0
+    bad_lines: int = 0
 
 
 def as_probabilities(output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -30,9 +30,10 @@ def run(
 
     configure()
     agent = Agent(load_settings(config))
-    agent.start()
-    # SIGTERM (systemd, docker stop) finishes the interval and says offline, like Ctrl-C
+    # SIGTERM (systemd, docker stop) finishes the interval, sends what the outbox holds and says offline, like
+    # Ctrl-C; installed before start, so a SIGTERM while connecting does not kill the agent mid-way either
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    agent.start()
     try:
         served = agent.run(max_windows=once)
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from edgefleet.messages import ActiveModel
 from edgefleet.package import MANIFEST_NAME, OpenedPackage, file_sha256, open_package, verify_package
 from edgefleet.signing import TrustedKeys
 
-__all__ = ["LoadedModel", "install_package", "load_model"]
+__all__ = ["LoadedModel", "check_profile", "install_package", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,16 @@ def _holds(opened: OpenedPackage) -> bool:
         if not path.is_file() or file_sha256(path) != (artifact.sha256, artifact.size_bytes):
             return False
     return True
+
+
+def check_profile(manifest: Manifest, profile: str) -> None:
+    """Refuse a package made for other device profiles; raises AgentError naming both."""
+    if manifest.compatible_profiles and profile not in manifest.compatible_profiles:
+        raise AgentError(
+            f"{manifest.name}@{manifest.version} is for device profiles {', '.join(manifest.compatible_profiles)}, "
+            f"not for this device's {profile!r}",
+            hint="roll out a package built for this profile, or correct the agent's `profile` setting",
+        )
 
 
 def _check_names(manifest: Manifest, artifact: Artifact, backend: Backend) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
+import ssl
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import paho.mqtt.client as mqtt
@@ -13,55 +16,100 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 import edgefleet
+from edge_agent.backoff import Backoff
+from edge_agent.outbox import Dropped, Outbox
 from edge_agent.sequence import Sequences
 from edge_agent.settings import BrokerSettings
+from edgefleet.errors import EdgefleetError
 from edgefleet.messages import ActiveModel, EventKind, EventV1, StatusV1, TelemetryV1
 from edgefleet.topics import TopicKind, topic
 
-__all__ = ["Link"]
+__all__ = ["INFLIGHT_WINDOW", "Link"]
 
 log = logging.getLogger(__name__)
 
-# QoS 1 messages paho keeps while the broker is away: about 3 hours of telemetry at a 10 s interval;
-# past it, new messages are refused (and logged) instead of growing memory without bound
-_MAX_QUEUED: Final = 1000
+# outbox messages handed to paho and not yet acknowledged: enough to keep a link busy, few enough that
+# paho's memory never holds more than a handful (everything else waits on disk)
+INFLIGHT_WINDOW: Final = 16
+# the sender also wakes this often with nothing to do, so a missed wake-up costs at most this delay
+_IDLE_S: Final = 0.5
+
+
+@dataclass(slots=True)
+class _SendState:
+    """What the sender thread knows between passes."""
+
+    inflight: dict[int, int] = field(default_factory=dict)  # paho mid -> outbox id, awaiting PUBACK
+    sent_upto: int = 0  # the last outbox id handed to paho on this connection
+    session: int = 0  # the connection these belong to (Link._sessions)
 
 
 class Link:
     """One device's connection to the broker; paho's own thread does the network work.
 
-    Paho's callbacks only note what happened in a queue; ``poll``, on the agent's thread, acts on it
-    (publishing the online status after each reconnect), so the network thread never blocks on disk or locks.
+    Telemetry and events go through the on-disk ``outbox``: a sender thread hands paho at most ``INFLIGHT_WINDOW`` of
+    them, in order, only while connected, and deletes each one when its PUBACK arrives (``on_publish``).
+    After a reconnection it sends again from the oldest unacknowledged message: QoS 1 allows the duplicates,
+    and the server drops them by ``(device, seq)``.
+
+    Paho's callbacks only note what happened (queues, events); ``poll``, on the agent's thread, publishes the
+    online status after each reconnection, and the sender thread does the disk work, so paho's network thread
+    never blocks on disk or locks.
     """
 
-    def __init__(self, device_id: str, profile: str, broker: BrokerSettings, sequences: Sequences) -> None:
+    def __init__(
+        self, device_id: str, profile: str, broker: BrokerSettings, sequences: Sequences, outbox: Outbox
+    ) -> None:
         self.device_id, self.profile = device_id, profile
         self._broker = broker
         self._seq = sequences
+        self._outbox = outbox
         self._model: ActiveModel | None = None
         self._connected = threading.Event()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._sessions = 0  # successful connections so far; the sender resends everything when it changes
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._progress = threading.Event()
+        self._closing = threading.Event()
+        self._sender = threading.Thread(target=self._send_loop, name=f"outbox-{device_id}", daemon=True)
         self._online_seq = 0
+        self._backoff = Backoff(broker.reconnect_min_s, broker.reconnect_max_s)
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id)
         if broker.username is not None:
             password = broker.password.get_secret_value() if broker.password else None
             self._client.username_pw_set(broker.username, password)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.max_queued_messages_set(_MAX_QUEUED)
+        if broker.tls:
+            self._set_tls(broker)
+        # paho's own (unjittered) schedule, in case it ever waits without calling one of the callbacks that
+        # put Backoff's next delay in its place (see _steer_reconnect)
+        self._client.reconnect_delay_set(
+            min_delay=broker.reconnect_min_s,  # type: ignore[arg-type]  # paho annotates int, computes with floats
+            max_delay=broker.reconnect_max_s,  # type: ignore[arg-type]
+        )
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
 
     @property
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def queued(self) -> int:
+        """Telemetry and events not yet acknowledged by the broker (in flight or waiting in the outbox)."""
+        return len(self._outbox)
+
     def start(self, model: ActiveModel | None, timeout_s: float = 10.0) -> bool:
         """Connect in the background and say online; waits up to ``timeout_s``, returns whether it is connected.
 
-        When the broker is not there yet, paho keeps trying, and ``poll`` says online once it connects.
+        When the broker is not there yet, paho keeps trying, and ``poll`` says online once it connects;
+        meanwhile telemetry and events wait in the outbox.
         """
         self._model = model
         self._arm_will()
+        self._sender.start()
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         connected = self._connected.wait(timeout_s)
@@ -77,28 +125,51 @@ class Link:
                 self._connects.get_nowait()
             except queue.Empty:
                 return
-            self._publish(TopicKind.STATUS, self._status("online", self._online_seq), retain=True)
+            self._publish_status(self._status("online", self._online_seq))
             log.info("mqtt.online", extra={"device": self.device_id})
             self._arm_will()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Say offline (retained), then disconnect cleanly, which suppresses the last will."""
+        """Send what the outbox holds (up to ``timeout_s``), say offline (retained), then disconnect cleanly.
+
+        The clean disconnect suppresses the last will; what could not be sent stays in the outbox for the
+        next start.
+        """
         if self.is_connected:
+            self._drain(timeout_s)
             offline = self._status("offline", self._seq.take(TopicKind.STATUS))
-            info = self._publish(TopicKind.STATUS, offline, retain=True)
+            info = self._publish_status(offline)
             if info is not None and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                 info.wait_for_publish(timeout_s)
+        self._closing.set()
+        self._wake.set()
         self._client.disconnect()
         self._client.loop_stop()
-        log.info("mqtt.closed", extra={"device": self.device_id})
+        if self._sender.is_alive():
+            self._sender.join(timeout_s)
+        unsent = len(self._outbox)
+        self._outbox.close()
+        log.info("mqtt.closed", extra={"device": self.device_id, "unsent": unsent})
 
     def publish_telemetry(self, message: TelemetryV1) -> None:
-        """Queue ``message`` at QoS 1; paho sends it now, or after a reconnect."""
-        self._publish(TopicKind.TELEMETRY, message)
+        """Queue ``message`` in the outbox; it is sent now, or after the broker comes back."""
+        self._queue(TopicKind.TELEMETRY, message)
 
     def publish_event(self, kind: EventKind, *, package: str | None = None, detail: str = "") -> None:
-        """Publish an event of ``kind`` with the next events ``seq``."""
-        event = EventV1(
+        """Queue an event of ``kind`` with the next events ``seq``."""
+        self._queue(TopicKind.EVENTS, self._event(kind, package=package, detail=detail))
+
+    def next_seq(self, kind: TopicKind) -> int:
+        """The next ``seq`` of this device on ``kind`` (kept across restarts)."""
+        return self._seq.take(kind)
+
+    def _queue(self, kind: TopicKind, message: TelemetryV1 | EventV1, reported: Dropped | None = None) -> None:
+        payload = message.model_dump_json().encode()
+        self._outbox.put(kind, topic(self.device_id, kind), message.seq, payload, reported=reported)
+        self._wake.set()
+
+    def _event(self, kind: EventKind, *, package: str | None = None, detail: str = "") -> EventV1:
+        return EventV1(
             device_id=self.device_id,
             seq=self._seq.take(TopicKind.EVENTS),
             ts=time.time(),
@@ -106,11 +177,62 @@ class Link:
             package=package,
             detail=detail,
         )
-        self._publish(TopicKind.EVENTS, event)
 
-    def next_seq(self, kind: TopicKind) -> int:
-        """The next ``seq`` of this device on ``kind`` (kept across restarts)."""
-        return self._seq.take(kind)
+    def _drain(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self._outbox) and self.is_connected and time.monotonic() < deadline:
+            self._progress.wait(min(_IDLE_S, max(0.0, deadline - time.monotonic())))
+            self._progress.clear()
+
+    def _send_loop(self) -> None:
+        """The sender thread: one pass per wake-up (a message queued, an ack, a connection) or per ``_IDLE_S``."""
+        state = _SendState()
+        while not self._closing.is_set():
+            self._wake.wait(_IDLE_S)
+            self._wake.clear()
+            try:
+                self._send_pass(state)
+            except (EdgefleetError, sqlite3.Error):
+                # a full or failing disk: say so and retry on the next pass, rather than stop sending for good
+                log.exception("outbox.send_failed", extra={"device": self.device_id})
+
+    def _send_pass(self, state: _SendState) -> None:
+        """Settle acknowledgements, report drops, hand paho the next messages in order."""
+        acked = []
+        while True:
+            try:
+                acked.append(self._acks.get_nowait())
+            except queue.Empty:
+                break
+        self._outbox.remove([state.inflight.pop(mid) for mid in acked if mid in state.inflight])
+        if acked:
+            self._progress.set()
+        if state.session != self._sessions:
+            # a new connection: paho may resend its own copies, but the outbox's are the ones we can count on
+            state.inflight.clear()
+            state.sent_upto, state.session = 0, self._sessions
+        if not self.is_connected or self._closing.is_set():
+            return
+        self._report_drops()
+        for queued in self._outbox.peek(after_id=state.sent_upto, limit=INFLIGHT_WINDOW - len(state.inflight)):
+            info = self._client.publish(queued.topic, queued.payload, qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                log.warning("mqtt.publish_refused", extra={"topic": queued.topic, "rc": info.rc.name})
+                return
+            state.inflight[info.mid] = queued.id
+            state.sent_upto = queued.id
+
+    def _report_drops(self) -> None:
+        dropped = self._outbox.dropped()
+        if not dropped:
+            return
+        seqs = f" (seq {dropped.first_telemetry_seq}..{dropped.last_telemetry_seq})" if dropped.telemetry else ""
+        detail = (
+            f"outbox full while the broker was away: dropped {dropped.telemetry} telemetry messages{seqs}"
+            f" and {dropped.events} events; raise broker.outbox_max_messages or outbox_max_bytes to keep more"
+        )
+        self._queue(TopicKind.EVENTS, self._event(EventKind.ERROR, detail=detail), reported=dropped)
+        log.warning("outbox.drops_reported", extra={"telemetry": dropped.telemetry, "events": dropped.events})
 
     def _arm_will(self) -> None:
         # the seqs of the next online status and of the will that may follow it are taken together, so a
@@ -119,12 +241,13 @@ class Link:
         will = self._status("offline", self._seq.take(TopicKind.STATUS))
         self._client.will_set(topic(self.device_id, TopicKind.STATUS), will.model_dump_json(), qos=1, retain=True)
 
-    def _publish(
-        self, kind: TopicKind, message: StatusV1 | TelemetryV1 | EventV1, *, retain: bool = False
-    ) -> mqtt.MQTTMessageInfo | None:
-        info = self._client.publish(topic(self.device_id, kind), message.model_dump_json(), qos=1, retain=retain)
+    def _publish_status(self, message: StatusV1) -> mqtt.MQTTMessageInfo | None:
+        # status bypasses the outbox: it is retained, so only the latest matters, and the will covers a crash
+        info = self._client.publish(
+            topic(self.device_id, TopicKind.STATUS), message.model_dump_json(), qos=1, retain=True
+        )
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:
-            log.warning("mqtt.publish_refused", extra={"topic": kind.value, "seq": message.seq, "rc": info.rc.name})
+            log.warning("mqtt.publish_refused", extra={"topic": "status", "seq": message.seq, "rc": info.rc.name})
             return None
         return info
 
@@ -139,16 +262,50 @@ class Link:
             model=self._model,
         )
 
+    def _set_tls(self, broker: BrokerSettings) -> None:
+        self._client.tls_set(
+            ca_certs=str(broker.ca_file) if broker.ca_file else None,
+            certfile=str(broker.client_cert) if broker.client_cert else None,
+            keyfile=str(broker.client_key) if broker.client_key else None,
+            cert_reqs=ssl.CERT_NONE if broker.insecure_skip_verify else ssl.CERT_REQUIRED,
+        )
+        if broker.insecure_skip_verify:
+            self._client.tls_insecure_set(True)
+            log.warning("mqtt.tls_unverified", extra={"host": broker.host})
+
+    def _steer_reconnect(self) -> None:
+        # Paho's network thread waits `_reconnect_delay` before each attempt; that delay starts at min_delay
+        # after reconnect_delay_set and then doubles up to max_delay, without jitter. Setting min = max = our
+        # next jittered delay just before each wait (this runs in on_disconnect and on_connect_fail, which paho
+        # calls right before it waits) makes paho follow Backoff's schedule.
+        delay_s = self._backoff.next_delay_s()
+        # paho annotates int, but _reconnect_wait only does float arithmetic with it; whole seconds would
+        # round the jitter away
+        self._client.reconnect_delay_set(min_delay=delay_s, max_delay=delay_s)  # type: ignore[arg-type]
+        log.debug("mqtt.reconnect_in", extra={"device": self.device_id, "delay_s": round(delay_s, 3)})
+
     def _on_connect(
         self, _client: mqtt.Client, _userdata: object, _flags: object, reason: ReasonCode, _props: object
     ) -> None:
         if reason.is_failure:
             log.error("mqtt.refused", extra={"device": self.device_id, "reason": str(reason)})
             return
+        self._backoff.reset()
+        self._sessions += 1
         self._connects.put_nowait(True)
         self._connected.set()
+        self._wake.set()
         log.info("mqtt.connected", extra={"device": self.device_id})
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        self._steer_reconnect()
+        log.info("mqtt.connect_failed", extra={"device": self.device_id, "host": self._broker.host})
 
     def _on_disconnect(self, *_args: object) -> None:
         self._connected.clear()
+        self._steer_reconnect()
         log.info("mqtt.disconnected", extra={"device": self.device_id})
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, _reason: object, _props: object) -> None:
+        self._acks.put_nowait(mid)
+        self._wake.set()

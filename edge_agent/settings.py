@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, Field, PositiveFloat, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PositiveFloat, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from edge_agent.sources.settings import SimulatedSourceSettings, SourceSettings
 from edgefleet.errors import ConfigError
 from edgefleet.ids import DeviceId
-from edgefleet.sensor_sim import FAULTS
 
 __all__ = ["AgentSettings", "BrokerSettings", "SimulatedSourceSettings", "load_settings"]
 
@@ -21,6 +20,15 @@ class BrokerSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    tls: bool = Field(default=False, description="TLS to the broker (usually port 8883)")
+    ca_file: Path | None = Field(default=None, description="PEM CA of the broker's certificate; default: the system's")
+    client_cert: Path | None = Field(default=None, description="PEM client certificate, for brokers that require one")
+    client_key: Path | None = Field(default=None, description="PEM private key of client_cert (unencrypted)")
+    insecure_skip_verify: bool = Field(default=False, description="accept any broker certificate: never in production")
+    reconnect_min_s: PositiveFloat = Field(default=1.0, description="first reconnection delay (jittered, then doubled)")
+    reconnect_max_s: PositiveFloat = Field(default=60.0, description="longest reconnection delay")
+    outbox_max_messages: int = Field(default=10_000, ge=1, description="telemetry and events kept while offline")
+    outbox_max_bytes: int = Field(default=16 * 1024 * 1024, ge=4096, description="their payloads' total size")
 
     @model_validator(mode="after")
     def _password_needs_username(self) -> BrokerSettings:
@@ -28,20 +36,26 @@ class BrokerSettings(BaseModel):
             raise ValueError("a broker password is set without a username: set broker.username too")
         return self
 
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> BrokerSettings:
+        files = {"ca_file": self.ca_file, "client_cert": self.client_cert, "client_key": self.client_key}
+        given = [name for name, path in files.items() if path is not None]
+        if not self.tls and (given or self.insecure_skip_verify):
+            raise ValueError(f"{', '.join(given) or 'insecure_skip_verify'} set without TLS: set broker.tls = true")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("a client certificate needs its key: set both broker.client_cert and broker.client_key")
+        missing = [f"{name} {path}" for name, path in files.items() if path is not None and not path.is_file()]
+        if missing:
+            raise ValueError(f"no such file: {', '.join(missing)}; give the path of the PEM file")
+        return self
 
-class SimulatedSourceSettings(BaseModel):
-    kind: Literal["simulated"] = "simulated"
-    fault: str = Field(default="normal", description=f"one of {', '.join(FAULTS)}")
-    seed: int = 0
-    # 0 rather than None for "no limit": TOML has no null, so None could not be written in the file
-    windows_per_s: float = Field(default=20.0, ge=0, description="0: as fast as the model runs")
-
-    @field_validator("fault")
-    @classmethod
-    def _known_fault(cls, fault: str) -> str:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
-        return fault
+    @model_validator(mode="after")
+    def _reconnect_min_below_max(self) -> BrokerSettings:
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(
+                f"reconnect_min_s {self.reconnect_min_s} exceeds reconnect_max_s {self.reconnect_max_s}: lower it"
+            )
+        return self
 
 
 class AgentSettings(BaseSettings):
@@ -55,7 +69,13 @@ class AgentSettings(BaseSettings):
     trusted_keys: list[Path] = Field(default_factory=list, description="public keys packages must be signed with")
     telemetry_interval_s: PositiveFloat = 10.0
     threads: int = Field(default=1, ge=1, le=64, description="inference threads")
-    source: SimulatedSourceSettings = SimulatedSourceSettings()
+    queue_size: int = Field(
+        default=64, ge=1, le=100_000, description="inputs waiting for the model; past it new ones are dropped"
+    )
+    batch_size: int = Field(
+        default=8, ge=1, le=1024, description="most queued inputs run together, when the model allows"
+    )
+    source: SourceSettings = Field(default_factory=SimulatedSourceSettings, description="where inputs come from")
 
     @model_validator(mode="after")
     def _package_needs_keys(self) -> AgentSettings:

@@ -72,7 +72,7 @@ class IntervalAggregator:
                 if f.name in computable
             )
         self._sketches = {f.name: [0] * (f.edges.size - 1) for f in self._features}
-        self._pending: list[npt.NDArray[np.float32]] = []
+        self._pending: list[npt.NDArray[np.generic]] = []
         self._latencies_ms = array("d")
         self.errors = 0
         self.drops = 0
@@ -81,8 +81,8 @@ class IntervalAggregator:
     def inference_count(self) -> int:
         return len(self._latencies_ms)
 
-    def add(self, window: npt.NDArray[np.float32], prediction: Prediction) -> None:
-        """Count one inference on one raw window (channels, length)."""
+    def add(self, window: npt.NDArray[np.generic], prediction: Prediction) -> None:
+        """Count one inference on one raw input (a sensor window (channels, length), or an image)."""
         self._latencies_ms.append(prediction.latency_ms)
         if 0 <= prediction.label < len(self._class_counts):
             self._class_counts[prediction.label] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -10,7 +11,15 @@ from edge_agent.backends._protocol import Backend, BackendLoader
 from edgefleet.errors import AgentError
 from edgefleet.manifest import Artifact, ArtifactFormat, Manifest, Precision
 
-__all__ = ["LOADERS", "PREFERENCE", "Backend", "BackendLoader", "choose_artifact", "load_backend"]
+__all__ = [
+    "LOADERS",
+    "PREFERENCE",
+    "Backend",
+    "BackendLoader",
+    "choose_artifact",
+    "installed_formats",
+    "load_backend",
+]
 
 
 def _onnx(path: Path, threads: int) -> Backend:
@@ -41,9 +50,25 @@ PREFERENCE: Final[tuple[tuple[ArtifactFormat, Precision], ...]] = (
 )
 
 
-def choose_artifact(manifest: Manifest) -> Artifact | None:
-    """The artifact of ``manifest`` this agent runs best, or None when it can run none of them."""
-    by_kind = {(a.format, a.precision): a for a in manifest.artifacts}
+# the module each format's runtime is imported from, any one of them suffices
+_RUNTIME_MODULES: Final[Mapping[ArtifactFormat, tuple[str, ...]]] = {
+    ArtifactFormat.ONNX: ("onnxruntime",),
+    ArtifactFormat.TFLITE: ("ai_edge_litert", "tflite_runtime"),
+}
+
+
+def installed_formats() -> frozenset[ArtifactFormat]:
+    """The artifact formats whose runtime is installed on this device (a device image may carry only one)."""
+    return frozenset(
+        fmt for fmt, modules in _RUNTIME_MODULES.items() if any(importlib.util.find_spec(m) for m in modules)
+    )
+
+
+def choose_artifact(manifest: Manifest, formats: frozenset[ArtifactFormat] | None = None) -> Artifact | None:
+    """The artifact of ``manifest`` this agent runs best among ``formats`` (default: the installed runtimes'),
+    or None when it can run none of them."""
+    usable = installed_formats() if formats is None else formats
+    by_kind = {(a.format, a.precision): a for a in manifest.artifacts if a.format in usable}
     return next((by_kind[kind] for kind in PREFERENCE if kind in by_kind), None)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.settings import SimulatedSourceSettings
+from edge_agent.sources.settings import SimulatedSourceSettings
 from edgefleet.sensor_sim import FAULTS, Recording
 
 __all__ = ["SimulatedSensor"]

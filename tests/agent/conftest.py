@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -134,8 +135,6 @@ def mqtt_broker() -> Iterator[int]:
     """A real amqtt 0.12 broker on a free port, on its own event loop in a thread; yields the port."""
     import logging
 
-    from amqtt.broker import Broker
-
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.WARNING)
     port = free_port()
@@ -144,8 +143,17 @@ def mqtt_broker() -> Iterator[int]:
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
     }
+    with running_amqtt(config, "test-amqtt"):
+        yield port
+
+
+@contextlib.contextmanager
+def running_amqtt(config: dict[str, Any], name: str) -> Iterator[None]:
+    """An amqtt broker with ``config`` on its own event loop in a thread, for the ``with`` block."""
+    from amqtt.broker import Broker
+
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="test-amqtt", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
     thread.start()
 
     async def _start() -> Broker:
@@ -154,10 +162,12 @@ def mqtt_broker() -> Iterator[int]:
         return broker
 
     broker = asyncio.run_coroutine_threadsafe(_start(), loop).result(10)
-    yield port
-    asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    try:
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
     loop.close()
 
 

@@ -42,6 +42,7 @@ def test_settings_come_from_toml_and_the_environment_wins(tmp_path: Path, monkey
     settings = load_settings(config)
     assert (settings.device_id, settings.profile, settings.telemetry_interval_s) == ("pump-7", "rpi4b", 5)
     assert (settings.broker.host, settings.broker.port) == ("10.0.0.5", 1884)
+    assert isinstance(settings.source, SimulatedSourceSettings)
     assert (settings.source.fault, settings.source.seed) == ("looseness", 7)
 
 

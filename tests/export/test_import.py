@@ -228,6 +228,33 @@ def test_a_channels_last_model_is_refused_with_the_transpose_it_needs(files: Fil
     assert not out.exists()
 
 
+_KERAS_MODEL = """
+import sys
+import keras
+inputs = keras.Input(shape=(3, 128), name="x")
+pooled = keras.layers.GlobalAveragePooling1D(data_format="channels_first")(inputs)
+outputs = keras.layers.Dense(4, activation="softmax")(pooled)
+keras.Model(inputs, outputs).save(sys.argv[1])
+"""
+
+
+def test_a_keras_model_is_converted_by_tensorflow_and_packaged(files: Files) -> None:
+    model = files.root / "made-in-keras.keras"
+    # TensorFlow stays out of the test process: it and torch each bring their own native libraries
+    made = subprocess.run([sys.executable, "-c", _KERAS_MODEL, str(model)], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    spec = write_spec(files.root / "keras.yaml", samples=None)
+    out = files.root / "keras-1.0.0.efpkg"
+    result = edgefleet("import", "keras", model, "--spec", spec, "--key", files.key, "--version", "1.0.0", "--out", out)
+    assert result.returncode == 0, result.stderr
+    verified = edgefleet("package", "verify", out, "--trust", files.public_key)
+    assert verified.returncode == 0, verified.stderr
+    manifest = assert_the_agent_runs_it(out, files.public_key, files.root / "slot-keras")
+    assert manifest.artifacts[0].format == "tflite"
+    assert manifest.inputs[0].shape[1:] == [CHANNELS, LENGTH]
+    assert manifest.outputs[0].shape[1:] == [CLASSES]
+
+
 def test_keras_without_tensorflow_exits_2_and_says_which_extra_to_install(files: Files) -> None:
     model = files.root / "model.keras"
     model.write_bytes(b"PK\x03\x04 a Keras archive")
