@@ -24,7 +24,7 @@ from edge_agent.system import SystemProbe
 from edge_agent.telemetry import IntervalAggregator, Prediction, ReportContext
 from edgefleet.errors import AgentError, ConfigError, EdgefleetError
 from edgefleet.messages import EventKind
-from edgefleet.preprocess import prepare_inputs
+from edgefleet.preprocess import InputPreparer
 from edgefleet.signing import load_public_keys
 from edgefleet.topics import TopicKind
 
@@ -57,6 +57,7 @@ class Agent:
         )
         self._probe = SystemProbe()
         self._model: LoadedModel | None = None
+        self._prepare: InputPreparer | None = None
 
     @property
     def model(self) -> LoadedModel:
@@ -75,6 +76,7 @@ class Agent:
         if self._wrap_backend is not None:
             model = LoadedModel(model.manifest, model.artifact, self._wrap_backend(model.backend), model.active)
         self._model = model
+        self._prepare = InputPreparer(model.manifest.preprocessing)
         return model
 
     def start(self) -> None:
@@ -104,14 +106,16 @@ class Agent:
 
         Each answer carries the latency of the run it was part of: what a caller waited for it.
         """
-        model = self.model
+        model, prepare = self.model, self._prepare
+        if prepare is None:
+            raise AgentError("the agent has no model loaded", hint="call load() or start() first")
         started = time.perf_counter()
-        batch = prepare_inputs(np.stack(inputs), model.manifest.preprocessing)
-        if model.manifest.inputs[0].shape[0] is None:
-            outputs = [model.backend.run({model.manifest.inputs[0].name: batch})]
+        batch = prepare(inputs[0][None] if len(inputs) == 1 else np.stack(inputs))
+        feed, output = model.manifest.inputs[0].name, model.manifest.outputs[0].name
+        if len(batch) == 1 or model.manifest.inputs[0].shape[0] is None:
+            rows = model.backend.run({feed: batch})[output]
         else:
-            outputs = [model.backend.run({model.manifest.inputs[0].name: batch[i : i + 1]}) for i in range(len(batch))]
-        rows = np.concatenate([o[model.manifest.outputs[0].name] for o in outputs])
+            rows = np.concatenate([model.backend.run({feed: batch[i : i + 1]})[output] for i in range(len(batch))])
         latency_ms = (time.perf_counter() - started) * 1000
         predictions = []
         for row in rows:

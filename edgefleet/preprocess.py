@@ -8,7 +8,26 @@ import numpy.typing as npt
 from edgefleet.errors import InputError
 from edgefleet.manifest import ImagePreprocessing, Preprocessing, SensorPreprocessing
 
-__all__ = ["prepare_images", "prepare_inputs", "prepare_sensor_windows"]
+__all__ = ["InputPreparer", "prepare_images", "prepare_inputs", "prepare_sensor_windows"]
+
+
+class InputPreparer:
+    """``prepare_inputs`` for one spec, with its constants computed once: the agent prepares every input
+    of a model with one of these, where rebuilding the per-channel arrays would cost more than the scaling."""
+
+    def __init__(self, spec: Preprocessing) -> None:
+        self.spec = spec
+        if isinstance(spec, SensorPreprocessing):
+            self._mean = np.asarray([c.mean for c in spec.channels], dtype=np.float32)[None, :, None]
+            self._std = np.asarray([c.std for c in spec.channels], dtype=np.float32)[None, :, None]
+        else:
+            self._mean = np.asarray(spec.mean, dtype=np.float32)
+            self._std = np.asarray(spec.std, dtype=np.float32)
+
+    def __call__(self, raw: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        if isinstance(self.spec, SensorPreprocessing):
+            return _scale_sensor_windows(raw, self.spec, self._mean, self._std)
+        return _scale_images(raw, self.spec, self._mean, self._std)
 
 
 def prepare_sensor_windows(raw: npt.ArrayLike, spec: SensorPreprocessing) -> npt.NDArray[np.float32]:
@@ -16,6 +35,12 @@ def prepare_sensor_windows(raw: npt.ArrayLike, spec: SensorPreprocessing) -> npt
 
     Raises InputError when the shape does not match the spec or a value is not finite.
     """
+    return InputPreparer(spec)(raw)
+
+
+def _scale_sensor_windows(
+    raw: npt.ArrayLike, spec: SensorPreprocessing, mean: npt.NDArray[np.float32], std: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     batch = np.asarray(raw, dtype=np.float32)
     if batch.ndim == 2:
         batch = batch[None]
@@ -27,8 +52,6 @@ def prepare_sensor_windows(raw: npt.ArrayLike, spec: SensorPreprocessing) -> npt
         )
     if not np.isfinite(batch).all():
         raise InputError("a sensor window holds NaN or infinity", hint="drop or repair the window first")
-    mean = np.asarray([c.mean for c in spec.channels], dtype=np.float32)[None, :, None]
-    std = np.asarray([c.std for c in spec.channels], dtype=np.float32)[None, :, None]
     return np.ascontiguousarray((batch - mean) / std, dtype=np.float32)
 
 
@@ -37,6 +60,12 @@ def prepare_images(raw: npt.ArrayLike, spec: ImagePreprocessing) -> npt.NDArray[
 
     Raises InputError when the size does not match the spec.
     """
+    return InputPreparer(spec)(raw)
+
+
+def _scale_images(
+    raw: npt.ArrayLike, spec: ImagePreprocessing, mean: npt.NDArray[np.float32], std: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     batch = np.asarray(raw)
     if batch.ndim == 3:
         batch = batch[None]
@@ -49,13 +78,9 @@ def prepare_images(raw: npt.ArrayLike, spec: ImagePreprocessing) -> npt.NDArray[
     if spec.colour_order == "BGR":
         batch = batch[..., ::-1]
     scaled = batch.astype(np.float32) / 255.0
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(((scaled - mean) / std).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 def prepare_inputs(raw: npt.ArrayLike, spec: Preprocessing) -> npt.NDArray[np.float32]:
     """Sensor windows or images, whichever the spec describes, as the model's input batch."""
-    if isinstance(spec, SensorPreprocessing):
-        return prepare_sensor_windows(raw, spec)
-    return prepare_images(raw, spec)
+    return InputPreparer(spec)(raw)

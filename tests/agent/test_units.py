@@ -233,3 +233,22 @@ def test_the_system_probe_reads_this_process() -> None:
     stats = SystemProbe().read()
     assert stats.rss_bytes > 1_000_000
     assert stats.cpu_percent >= 0
+
+
+def test_the_readme_agent_config_loads(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```toml\n(device_id.*?)```", readme, re.S)
+    assert block is not None
+    text = block.group(1)
+    # the example's files exist on a device, not here: point them at real files, keep everything else
+    for path in sorted(set(re.findall(r'"(/[^"]+)"', text))):
+        local = tmp_path / Path(path).name
+        local.write_text("")
+        text = text.replace(f'"{path}"', f'"{local}"')
+    config = tmp_path / "agent.toml"
+    config.write_text(text)
+    settings = load_settings(config)
+    assert settings.broker.tls
+    assert settings.source.kind == "simulated"
