@@ -20,7 +20,7 @@ from edge_agent.backoff import Backoff
 from edge_agent.outbox import Dropped, Outbox
 from edge_agent.sequence import Sequences
 from edge_agent.settings import BrokerSettings
-from edgefleet.errors import EdgefleetError
+from edgefleet.errors import AgentError, EdgefleetError
 from edgefleet.messages import ActiveModel, EventKind, EventV1, StatusV1, TelemetryV1
 from edgefleet.topics import TopicKind, topic
 
@@ -64,6 +64,7 @@ class Link:
         self._broker = broker
         self._seq = sequences
         self._outbox = outbox
+        self._outbox_failing = False
         self._model: ActiveModel | None = None
         self._connected = threading.Event()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
@@ -165,8 +166,26 @@ class Link:
 
     def _queue(self, kind: TopicKind, message: TelemetryV1 | EventV1, reported: Dropped | None = None) -> None:
         payload = message.model_dump_json().encode()
-        self._outbox.put(kind, topic(self.device_id, kind), message.seq, payload, reported=reported)
+        try:
+            self._outbox.put(kind, topic(self.device_id, kind), message.seq, payload, reported=reported)
+        except AgentError as err:
+            self._send_unstored(kind, payload, err)
+            return
+        self._outbox_failing = False
         self._wake.set()
+
+    def _send_unstored(self, kind: TopicKind, payload: bytes, err: AgentError) -> None:
+        """The outbox cannot be written (a full disk): send straight away without store-and-forward, and say so
+        once per episode, so the fleet learns why this device may lose data while the broker is away."""
+        if not self._outbox_failing:
+            self._outbox_failing = True
+            log.error("outbox.unwritable", extra={"device": self.device_id, "error": err.message})
+            warning = self._event(
+                EventKind.ERROR,
+                detail=f"data_dir is full or unwritable, sending without store-and-forward: {err.message}",
+            )
+            self._client.publish(topic(self.device_id, TopicKind.EVENTS), warning.model_dump_json(), qos=1)
+        self._client.publish(topic(self.device_id, kind), payload, qos=1)
 
     def _event(self, kind: EventKind, *, package: str | None = None, detail: str = "") -> EventV1:
         return EventV1(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from edgefleet.topics import TopicKind
 
 __all__ = ["Sequences"]
+
+log = logging.getLogger(__name__)
 
 
 class Sequences:
@@ -31,6 +34,11 @@ class Sequences:
             seq = self._next[kind]
             self._next[kind] = seq + 1
             tmp = self._path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({k.value: v for k, v in self._next.items()}))
-            os.replace(tmp, self._path)
+            try:
+                tmp.write_text(json.dumps({k.value: v for k, v in self._next.items()}))
+                os.replace(tmp, self._path)
+            except OSError as err:
+                # a full disk must not stop the device: numbering goes on in memory, and only a restart
+                # before the disk is freed could reuse numbers (the server then drops those as repeats)
+                log.error("seq.unsaved", extra={"path": str(self._path), "error": str(err)})
             return seq
