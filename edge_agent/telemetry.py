@@ -11,11 +11,11 @@ import numpy.typing as npt
 
 from edgefleet.manifest import Manifest
 from edgefleet.messages import ActiveModel, LatencyStats, SystemStats, TelemetryV1
-from edgefleet.sketch import count_into, sensor_features
+from edgefleet.sketch import CONFIDENCE_EDGES, count_into, sensor_features
 
 __all__ = ["DEFAULT_CONFIDENCE_EDGES", "IntervalAggregator", "Prediction", "ReportContext"]
 
-DEFAULT_CONFIDENCE_EDGES: Final = tuple(round(0.1 * i, 1) for i in range(11))
+DEFAULT_CONFIDENCE_EDGES: Final = CONFIDENCE_EDGES  # when a package brings no reference profile
 # raw windows are kept only until this many are due for counting, so memory does not grow with the interval
 _SKETCH_BATCH: Final = 64
 

@@ -7,13 +7,17 @@ bins, so sketches from many devices and intervals merge by adding counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from edgefleet.manifest import Histogram
 
-__all__ = ["count_into", "image_features", "reference_histogram", "sensor_features"]
+__all__ = ["CONFIDENCE_EDGES", "count_into", "image_features", "reference_histogram", "sensor_features"]
+
+# the bins of the confidence histogram: the reference profile, the device and the server count into the same ten
+CONFIDENCE_EDGES: Final = tuple(round(0.1 * i, 1) for i in range(11))
 
 
 def sensor_features(

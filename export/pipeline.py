@@ -34,7 +34,7 @@ from edgefleet.package import file_sha256
 from edgefleet.preprocess import prepare_inputs
 from edgefleet.tensors import encode_tensor
 from export.estimates import RUNTIMES, calibration_ms, estimate_latencies
-from export.gates import GateSettings, check_gates
+from export.gates import SMOKE_ATOL, GateSettings, check_gates
 from export.measure import measure_latency_ms, run_artifact
 from export.onnx import INPUT_NAME, OUTPUT_NAME, RUL_OUTPUT_NAME, export_onnx, shorten_names
 from export.quantize import convert_onnx_fp16, quantize_onnx_int8
@@ -45,16 +45,13 @@ from train.metrics import classification_metrics
 from train.models import DeviceOutputs, build_model, split_outputs
 from train.run import RunInfo, input_channels, load_run
 
-__all__ = ["PRECISIONS", "SMOKE_ATOL", "ExportOptions", "export_run"]
+__all__ = ["PRECISIONS", "ExportOptions", "export_run"]
 
 # what each format can be exported at; anything else is refused before work starts
 PRECISIONS: Final[Mapping[ArtifactFormat, frozenset[Precision]]] = {
     ArtifactFormat.ONNX: frozenset({Precision.FP32, Precision.FP16, Precision.INT8}),
     ArtifactFormat.TFLITE: frozenset({Precision.FP32, Precision.FP16, Precision.INT8}),
 }
-# the largest difference from the recorded outputs the on-device smoke test accepts: the device reruns the
-# same artifact, so this covers only differences between runtime builds and CPUs
-SMOKE_ATOL: Final = {Precision.FP32: 1e-4, Precision.FP16: 5e-3, Precision.INT8: 5e-2}
 _RUNTIME: Final = {ArtifactFormat.ONNX: "onnxruntime>=1.17", ArtifactFormat.TFLITE: "ai-edge-litert>=2.3"}
 _SUFFIX: Final = {ArtifactFormat.ONNX: ".onnx", ArtifactFormat.TFLITE: ".tflite"}
 _LAYOUT: Final = {"pdm": "NCW", "vision": "NCHW"}

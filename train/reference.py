@@ -6,11 +6,9 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefleet.manifest import FeatureReference, Histogram, ReferenceProfile
-from edgefleet.sketch import count_into, reference_histogram
+from edgefleet.sketch import CONFIDENCE_EDGES, count_into, reference_histogram
 
-__all__ = ["CONFIDENCE_EDGES", "build_reference_profile"]
-
-CONFIDENCE_EDGES = [round(0.1 * i, 1) for i in range(11)]
+__all__ = ["build_reference_profile"]
 
 
 def build_reference_profile(
@@ -24,5 +22,7 @@ def build_reference_profile(
         sample_count=len(labels),
         features=[FeatureReference(name=n, histogram=reference_histogram(v)) for n, v in features.items()],
         class_counts=[int(c) for c in np.bincount(labels, minlength=classes)],
-        confidence=Histogram(edges=CONFIDENCE_EDGES, counts=count_into(CONFIDENCE_EDGES, held_out_probs.max(axis=1))),
+        confidence=Histogram(
+            edges=list(CONFIDENCE_EDGES), counts=count_into(CONFIDENCE_EDGES, held_out_probs.max(axis=1))
+        ),
     )

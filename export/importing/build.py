@@ -15,11 +15,12 @@ from edgefleet.manifest import ArtifactFormat, DType, Manifest, SensorPreprocess
 from edgefleet.package import build_package, describe_artifact
 from edgefleet.semver import parse_semver
 from edgefleet.signing import load_private_key
+from export.gates import SMOKE_ATOL
 from export.importing.agreement import check_inputs, check_outputs, sample_shape
 from export.importing.inspect_model import INSPECTORS, ModelInfo
 from export.importing.runs import model_inputs, run_model
 from export.importing.spec import ImportSpec, load_spec
-from export.importing.vectors import SMOKE_ATOL, make_reference_profile, make_test_vectors
+from export.importing.vectors import make_reference_profile, make_test_vectors
 
 __all__ = ["ImportRequest", "import_model"]
 

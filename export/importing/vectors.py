@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -13,23 +12,17 @@ from edgefleet.manifest import (
     ExpectedOutputs,
     FeatureReference,
     Histogram,
-    Precision,
     ReferenceProfile,
     SensorPreprocessing,
     Task,
     TestVectors,
 )
-from edgefleet.sketch import count_into, image_features, reference_histogram, sensor_features
+from edgefleet.sketch import CONFIDENCE_EDGES, count_into, image_features, reference_histogram, sensor_features
 from edgefleet.tensors import encode_tensor
 from export.importing.runs import run_model
 from export.importing.spec import ImportSpec
 
-__all__ = ["SMOKE_ATOL", "make_reference_profile", "make_test_vectors"]
-
-# the device's runtime or CPU may round differently from this machine's; the same figures as export.pipeline
-SMOKE_ATOL: Final = {Precision.FP32: 1e-4, Precision.FP16: 5e-3, Precision.INT8: 5e-2}
-# the bins of train.reference, whose package loads torch on import
-_CONFIDENCE_EDGES: Final = [round(0.1 * i, 1) for i in range(11)]
+__all__ = ["make_reference_profile", "make_test_vectors"]
 
 
 def make_test_vectors(
@@ -61,7 +54,9 @@ def make_reference_profile(
         sample_count=len(raw),
         features=references,
         class_counts=[int(c) for c in np.bincount(predicted, minlength=len(spec.labels))],
-        confidence=Histogram(edges=_CONFIDENCE_EDGES, counts=count_into(_CONFIDENCE_EDGES, probabilities.max(axis=1))),
+        confidence=Histogram(
+            edges=list(CONFIDENCE_EDGES), counts=count_into(CONFIDENCE_EDGES, probabilities.max(axis=1))
+        ),
     )
 
 

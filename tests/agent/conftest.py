@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge_agent import AgentSettings, BrokerSettings, SimulatedSourceSettings
 from edgefleet.manifest import (
     ArtifactFormat,
     ChannelSpec,
@@ -220,3 +221,18 @@ def subscribe(mqtt_broker: int) -> Iterator[Any]:
     yield _make
     for subscriber in made:
         subscriber.close()
+
+
+def agent_settings(tiny: TinyPackage, data_dir: Path, port: int, **changes: object) -> AgentSettings:
+    """Settings of device ``dev-1`` (profile rpi4b) running ``tiny`` against the broker on ``port``."""
+    base: dict[str, object] = {
+        "device_id": "dev-1",
+        "profile": "rpi4b",
+        "data_dir": data_dir,
+        "broker": BrokerSettings(port=port),
+        "package": tiny.path,
+        "trusted_keys": [tiny.public_key],
+        "telemetry_interval_s": 0.05,
+        "source": SimulatedSourceSettings(fault="bearing_outer", windows_per_s=0),
+    }
+    return AgentSettings.model_validate(base | changes)

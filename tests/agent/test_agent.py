@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
+from edge_agent import Agent, AgentSettings, SimulatedSourceSettings
 from edgefleet.messages import EventKind, EventV1, StatusV1, TelemetryV1
 from edgefleet.sensor_sim import FAULTS
-from tests.agent.conftest import CONFIDENCE_EDGES, TinyPackage
+from tests.agent.conftest import CONFIDENCE_EDGES, TinyPackage, agent_settings
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -22,17 +22,7 @@ STATUS, TELEMETRY, EVENTS = "ef/v1/dev-1/status", "ef/v1/dev-1/telemetry", "ef/v
 
 
 def _settings(tiny: TinyPackage, tmp_path: Path, port: int, **changes: object) -> AgentSettings:
-    base: dict[str, object] = {
-        "device_id": "dev-1",
-        "profile": "rpi4b",
-        "data_dir": tmp_path / "agent",
-        "broker": BrokerSettings(port=port),
-        "package": tiny.path,
-        "trusted_keys": [tiny.public_key],
-        "telemetry_interval_s": 0.05,
-        "source": SimulatedSourceSettings(fault="bearing_outer", windows_per_s=0),
-    }
-    return AgentSettings.model_validate(base | changes)
+    return agent_settings(tiny, tmp_path / "agent", port, **changes)
 
 
 def test_reports_status_telemetry_and_goes_offline(

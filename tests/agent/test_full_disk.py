@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
+from edge_agent import Agent, SimulatedSourceSettings
 from edgefleet.messages import EventKind, EventV1, TelemetryV1
-from tests.agent.conftest import TinyPackage
+from tests.agent.conftest import TinyPackage, agent_settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +40,8 @@ def test_a_full_disk_is_reported_and_the_agent_keeps_serving(
 ) -> None:
     telemetry = subscribe("ef/v1/dev-1/telemetry")
     events = subscribe("ef/v1/dev-1/events")
-    settings = AgentSettings.model_validate(
-        {
-            "device_id": "dev-1",
-            "data_dir": small_disk / "agent",
-            "broker": BrokerSettings(port=mqtt_broker),
-            "package": tiny_package.path,
-            "trusted_keys": [tiny_package.public_key],
-            "telemetry_interval_s": 0.05,
-            "source": SimulatedSourceSettings(windows_per_s=400),
-        }
+    settings = agent_settings(
+        tiny_package, small_disk / "agent", mqtt_broker, source=SimulatedSourceSettings(windows_per_s=400)
     )
     agent = Agent(settings)
     agent.start()

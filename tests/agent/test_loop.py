@@ -12,14 +12,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
+from edge_agent import Agent, AgentSettings, SimulatedSourceSettings
 from edge_agent.backends import Backend, choose_artifact
 from edge_agent.feeder import Feeder
 from edgefleet.errors import AgentError
 from edgefleet.manifest import ArtifactFormat, Precision
 from edgefleet.messages import EventKind, EventV1, TelemetryV1
 from edgefleet.sensor_sim import CHANNELS, WINDOW_LENGTH
-from tests.agent.conftest import TinyPackage
+from tests.agent.conftest import TinyPackage, agent_settings
 from tests.factories import make_manifest
 from tests.support import wait_until
 
@@ -64,17 +64,9 @@ class _Slow:
 
 
 def _settings(tiny: TinyPackage, tmp_path: Path, port: int, **changes: object) -> AgentSettings:
-    base: dict[str, object] = {
-        "device_id": "dev-1",
-        "profile": "rpi4b",
-        "data_dir": tmp_path / "agent",
-        "broker": BrokerSettings(port=port),
-        "package": tiny.path,
-        "trusted_keys": [tiny.public_key],
-        "telemetry_interval_s": 0.2,
-        "source": SimulatedSourceSettings(windows_per_s=0),
-    }
-    return AgentSettings.model_validate(base | changes)
+    # the simulator at full speed, with intervals long enough to hold several batches
+    defaults: dict[str, object] = {"telemetry_interval_s": 0.2, "source": SimulatedSourceSettings(windows_per_s=0)}
+    return agent_settings(tiny, tmp_path / "agent", port, **(defaults | changes))
 
 
 def test_a_slow_model_drops_and_counts_instead_of_queueing_without_bound(
