@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -13,7 +14,7 @@ from edgefleet.package import build_package, describe_artifact
 from edgefleet.signing import load_private_key
 from export.report import REPORT_FILE, ExportReport
 
-__all__ = ["package_export"]
+__all__ = ["new_manifest", "package_export"]
 
 
 def package_export(
@@ -30,44 +31,48 @@ def package_export(
         describe_artifact(a.path, files[a.path], format=a.format, precision=a.precision, runtime=a.runtime)
         for a in report.artifacts
     ]
+    manifest = new_manifest(
+        hint="the version must be semantic (e.g. 1.0.0) and the export folder complete",
+        name=report.name,
+        version=version,
+        task=Task.CLASSIFICATION,
+        inputs=report.inputs,
+        outputs=report.outputs,
+        labels=report.labels,
+        preprocessing=report.preprocessing,
+        artifacts=artifacts,
+        metrics=Metrics(
+            reference={**report.reference_metrics, "float_accuracy": report.float_accuracy},
+            artifacts={
+                a.path: {
+                    "accuracy": a.accuracy,
+                    "macro_f1": a.macro_f1,
+                    "accuracy_drop": a.accuracy_drop,
+                    "max_abs_diff": a.max_abs_diff,
+                    "top1_agreement": a.top1_agreement,
+                    "latency_p50_ms": a.latency_p50_ms,
+                    "latency_p95_ms": a.latency_p95_ms,
+                }
+                for a in report.artifacts
+            },
+        ),
+        reference_profile=report.reference_profile,
+        test_vectors=report.test_vectors,
+        compatible_profiles=report.compatible_profiles if compatible_profiles is None else compatible_profiles,
+        latency_estimates=report.latency_estimates,
+    )
+    return build_package(manifest, files, private_key, out)
+
+
+def new_manifest(*, hint: str, **fields: Any) -> Manifest:
+    """A manifest of ``fields``, created now; raises InputError naming the first invalid field, with ``hint``."""
     try:
-        manifest = Manifest(
-            name=report.name,
-            version=version,
-            task=Task.CLASSIFICATION,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            inputs=report.inputs,
-            outputs=report.outputs,
-            labels=report.labels,
-            preprocessing=report.preprocessing,
-            artifacts=artifacts,
-            metrics=Metrics(
-                reference={**report.reference_metrics, "float_accuracy": report.float_accuracy},
-                artifacts={
-                    a.path: {
-                        "accuracy": a.accuracy,
-                        "macro_f1": a.macro_f1,
-                        "accuracy_drop": a.accuracy_drop,
-                        "max_abs_diff": a.max_abs_diff,
-                        "top1_agreement": a.top1_agreement,
-                        "latency_p50_ms": a.latency_p50_ms,
-                        "latency_p95_ms": a.latency_p95_ms,
-                    }
-                    for a in report.artifacts
-                },
-            ),
-            reference_profile=report.reference_profile,
-            test_vectors=report.test_vectors,
-            compatible_profiles=report.compatible_profiles if compatible_profiles is None else compatible_profiles,
-            latency_estimates=report.latency_estimates,
-        )
+        return Manifest(created_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         raise InputError(
-            f"cannot make a manifest: {'.'.join(map(str, first['loc']))}: {first['msg']}",
-            hint="the version must be semantic (e.g. 1.0.0) and the export folder complete",
+            f"cannot make a manifest: {'.'.join(map(str, first['loc']))}: {first['msg']}", hint=hint
         ) from err
-    return build_package(manifest, files, private_key, out)
 
 
 def _load_report(export_dir: Path) -> ExportReport:

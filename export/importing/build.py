@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
-
-from pydantic import ValidationError
 
 from edge_agent.backends import LOADERS, Backend
 from edgefleet.errors import AgentError, InputError, UnsupportedModelError
@@ -21,6 +18,7 @@ from export.importing.inspect_model import INSPECTORS, ModelInfo
 from export.importing.runs import model_inputs, run_model
 from export.importing.spec import ImportSpec, load_spec
 from export.importing.vectors import make_reference_profile, make_test_vectors
+from export.packaging import new_manifest
 
 __all__ = ["ImportRequest", "import_model"]
 
@@ -72,31 +70,24 @@ def import_model(request: ImportRequest) -> Manifest:
         artifact_path,
         atol=spec.atol if spec.atol is not None else SMOKE_ATOL[precision],
     )
-    try:
-        manifest = Manifest(
-            name=spec.name,
-            version=request.version,
-            task=spec.task,
-            description=spec.description,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            inputs=[_input_spec(info, model_input.name, spec)],
-            outputs=[
-                TensorSpec(name=name, shape=[_batch_axis(info), *values.shape[1:]], dtype=DType.FLOAT32)
-                for name, values in outputs.items()
-            ],
-            labels=spec.labels,
-            preprocessing=spec.preprocessing,
-            artifacts=[artifact],
-            reference_profile=None if inputs.raw is None else make_reference_profile(inputs.raw, outputs, spec),
-            test_vectors=vectors,
-            compatible_profiles=spec.compatible_profiles,
-        )
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        raise InputError(
-            f"the model and spec make no valid manifest: {'.'.join(map(str, first['loc']))}: {first['msg']}",
-            hint="check the spec against docs/import.md",
-        ) from err
+    manifest = new_manifest(
+        hint="check the spec against docs/import.md",
+        name=spec.name,
+        version=request.version,
+        task=spec.task,
+        description=spec.description,
+        inputs=[_input_spec(info, model_input.name, spec)],
+        outputs=[
+            TensorSpec(name=name, shape=[_batch_axis(info), *values.shape[1:]], dtype=DType.FLOAT32)
+            for name, values in outputs.items()
+        ],
+        labels=spec.labels,
+        preprocessing=spec.preprocessing,
+        artifacts=[artifact],
+        reference_profile=None if inputs.raw is None else make_reference_profile(inputs.raw, outputs, spec),
+        test_vectors=vectors,
+        compatible_profiles=spec.compatible_profiles,
+    )
     build_package(manifest, {artifact_path: request.model}, private_key, request.out)
     return manifest
 
