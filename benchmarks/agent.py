@@ -1,7 +1,8 @@
 """The agent's own costs, each against a baseline measured in the same run.
 
 - inference: ``Agent.infer`` (preprocessing, the backend, probabilities) against bare onnxruntime running the
-  same artifact on the same preprocessed inputs with the same thread count;
+  same artifact with the same thread count on the same inputs, already preprocessed, and preprocessing the raw
+  window itself with the agent's code (an ``InputPreparer`` built once, as any serving loop would);
 - memory: the resident set of an agent process that has loaded the package and served inferences, with
   onnxruntime and with LiteRT, against a bare Python process that imported numpy;
 - cold start: a new process from exec to its first answer.
@@ -22,7 +23,7 @@ import numpy as np
 
 from edge_agent import Agent, AgentSettings
 from edgefleet.manifest import ArtifactFormat, Precision
-from edgefleet.preprocess import prepare_inputs
+from edgefleet.preprocess import InputPreparer
 from edgefleet.signing import generate_keys
 from export import ExportOptions, export_run
 from export.packaging import package_export
@@ -79,7 +80,8 @@ def _overhead(settings: AgentSettings, window: np.ndarray) -> tuple[float, float
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    prepared = prepare_inputs(window[None], model.manifest.preprocessing)
+    prepare = InputPreparer(model.manifest.preprocessing)
+    prepared = prepare(window[None])
 
     def per_call_us(call: Callable[[], object]) -> float:
         for _ in range(100):
@@ -89,12 +91,11 @@ def _overhead(settings: AgentSettings, window: np.ndarray) -> tuple[float, float
             call()
         return (time.perf_counter() - start) / _CALLS * 1e6
 
-    spec = model.manifest.preprocessing
     agent_us, bare_us, scaled_us = [], [], []
     for _ in range(_REPEATS):
         agent_us.append(per_call_us(lambda: agent.infer(window)))
         bare_us.append(per_call_us(lambda: session.run(None, {"x": prepared})))
-        scaled_us.append(per_call_us(lambda: session.run(None, {"x": prepare_inputs(window[None], spec)})))
+        scaled_us.append(per_call_us(lambda: session.run(None, {"x": prepare(window[None])})))
     return statistics.median(agent_us), statistics.median(bare_us), statistics.median(scaled_us)
 
 

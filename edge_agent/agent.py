@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import numpy.typing as npt
 
 from edge_agent.backends import Backend
 from edge_agent.feeder import Feeder
-from edge_agent.model import LoadedModel, check_profile, install_package, load_model
+from edge_agent.model import LoadedModel, check_profile, load_model
 from edge_agent.mqtt import Link
 from edge_agent.outbox import Outbox
 from edge_agent.sequence import Sequences
@@ -22,8 +23,10 @@ from edge_agent.settings import AgentSettings
 from edge_agent.sources import Source, open_source
 from edge_agent.system import SystemProbe
 from edge_agent.telemetry import IntervalAggregator, Prediction, ReportContext
-from edgefleet.errors import AgentError, ConfigError, EdgefleetError
-from edgefleet.messages import EventKind
+from edge_agent.updates import HealthWindow, Slot, Updater, Vitals
+from edgefleet.errors import AgentError, EdgefleetError
+from edgefleet.messages import AssignCommand, ConfigureCommand, EventKind, RollbackCommand
+from edgefleet.package import OpenedPackage
 from edgefleet.preprocess import InputPreparer
 from edgefleet.signing import load_public_keys
 from edgefleet.topics import TopicKind
@@ -32,12 +35,10 @@ __all__ = ["Agent", "as_probabilities"]
 
 log = logging.getLogger(__name__)
 
-# slot "b" arrives with updates; until then the package always goes into "a"
-_SLOT = "a"
-
 
 class Agent:
-    """One device: ``start`` installs and loads the model and connects, ``run`` serves until ``stop``.
+    """One device: ``start`` loads the model and connects, ``run`` serves until ``stop``; updates arrive as
+    commands and run on the updater's thread, which hands the agent a new model between two inputs.
 
     ``wrap_backend`` lets the fleet emulator put a device profile's speed around the real backend.
     """
@@ -58,6 +59,13 @@ class Agent:
         self._probe = SystemProbe()
         self._model: LoadedModel | None = None
         self._prepare: InputPreparer | None = None
+        self.vitals = Vitals()
+        self.updater: Updater | None = None
+        self._interval_s = settings.telemetry_interval_s
+        # a model the updater switched to while run() serves: run() installs it between two batches
+        self._switch_lock = threading.Lock()
+        self._serving = False
+        self._pending: tuple[LoadedModel, HealthWindow | None] | None = None
 
     @property
     def model(self) -> LoadedModel:
@@ -66,18 +74,44 @@ class Agent:
         return self._model
 
     def load(self) -> LoadedModel:
-        """Install the configured package into its slot and load it, without the network; raises EdgefleetError."""
-        if self.settings.package is None:
-            raise ConfigError("no package to run", hint="set `package` in the agent's TOML file")
-        trusted = load_public_keys(self.settings.trusted_keys)
-        opened = install_package(self.settings.package, self.settings.data_dir / "slots" / _SLOT, trusted)
+        """Load the model of the active slot (installing the configured package on a first start), completing or
+        rolling back an update a crash interrupted, without the network; raises EdgefleetError."""
+        self.updater = Updater(self.settings, load_public_keys(self.settings.trusted_keys), self)
+        model = self.updater.boot()
+        self._install(model, None)
+        return model
+
+    def load_package(self, opened: OpenedPackage, slot: Slot) -> LoadedModel:
+        """Load an installed package with the real runtime, smoke-tested, as this device will serve it."""
         check_profile(opened.manifest, self.settings.profile)
-        model = load_model(opened, self.settings.threads)
+        model = load_model(opened, self.settings.threads, slot)
         if self._wrap_backend is not None:
             model = LoadedModel(model.manifest, model.artifact, self._wrap_backend(model.backend), model.active)
+        return model
+
+    def current(self) -> LoadedModel | None:
+        """The model serving, or the one about to serve from the next input on."""
+        with self._switch_lock:
+            return self._pending[0] if self._pending is not None else self._model
+
+    def switch(self, model: LoadedModel, window: HealthWindow | None) -> None:
+        """Serve ``model`` from the next input on (at once when not serving), watched by ``window``."""
+        with self._switch_lock:
+            if self._serving:
+                self._pending = (model, window)
+                return
+        self._install(model, window)
+
+    def publish(
+        self, kind: EventKind, *, package: str | None, detail: str, rollout_id: str | None, reason: str | None
+    ) -> None:
+        self.link.publish_event(kind, package=package, detail=detail, rollout_id=rollout_id, reason=reason)
+
+    def _install(self, model: LoadedModel, window: HealthWindow | None) -> None:
         self._model = model
         self._prepare = InputPreparer(model.manifest.preprocessing)
-        return model
+        self.vitals.restart(window)
+        self.link.set_model(model.active)
 
     def start(self) -> None:
         """Load the model (unless ``load`` did), connect and say online; raises EdgefleetError when it cannot.
@@ -95,7 +129,9 @@ class Agent:
         self.link.start(model.active)
         package = f"{model.active.name}@{model.active.version}"
         self.link.publish_event(EventKind.ACTIVE, package=package, detail=f"running {model.artifact.path}")
-        log.info("agent.started", extra={"device": self.settings.device_id, "package": package, "slot": _SLOT})
+        log.info("agent.started", extra={"device": self.settings.device_id, "package": package})
+        if self.updater is not None:
+            self.updater.start()
 
     def infer(self, window: npt.NDArray[np.generic]) -> Prediction:
         """The model's answer for one raw input (a sensor window or an image); raises EdgefleetError."""
@@ -110,21 +146,15 @@ class Agent:
         if prepare is None:
             raise AgentError("the agent has no model loaded", hint="call load() or start() first")
         started = time.perf_counter()
-        batch = prepare(inputs[0][None] if len(inputs) == 1 else np.stack(inputs))
+        # one input goes into the preparer's reused buffer, which stays bound to the runtime between calls
+        batch = prepare.single(inputs[0]) if len(inputs) == 1 else prepare(np.stack(inputs))
         feed, output = model.manifest.inputs[0].name, model.manifest.outputs[0].name
         if len(batch) == 1 or model.manifest.inputs[0].shape[0] is None:
             rows = model.backend.run({feed: batch})[output]
         else:
             rows = np.concatenate([model.backend.run({feed: batch[i : i + 1]})[output] for i in range(len(batch))])
         latency_ms = (time.perf_counter() - started) * 1000
-        predictions = []
-        for row in rows:
-            probabilities = as_probabilities(row)
-            if not np.isfinite(probabilities).all():
-                raise AgentError("the model answered NaN or infinity", hint="check the input and the model")
-            label = int(probabilities.argmax())
-            predictions.append(Prediction(label, float(probabilities[label]), latency_ms))
-        return predictions
+        return [_prediction(row, latency_ms) for row in rows.reshape(len(rows), -1)]
 
     def run(self, max_windows: int | None = None, source: Source[Any] | None = None) -> int:
         """Serve inputs from ``source`` (the configured one by default) until ``stop``, its end or ``max_windows``.
@@ -142,16 +172,24 @@ class Agent:
         served = 0
         told = _SourceProblems()
         log.info("agent.serving", extra={"device": self.settings.device_id, "max_windows": max_windows})
+        with self._switch_lock:
+            self._serving = True
         feeder.start()
-        wait_s = min(0.5, self.settings.telemetry_interval_s)
-        for batch in feeder.batches(self.settings.batch_size, wait_s):
+        for batch in feeder.batches(self.settings.batch_size, min(0.5, self._interval_s)):
             self.link.poll()
+            self._take_commands()
+            if self._pending is not None:
+                # the old model's partial interval is reported under its own name before the new one serves
+                self._report(aggregator, context, max(time.monotonic() - interval_start, 1e-3))
+                self._install_pending()
+                context = ReportContext(self.settings.device_id, self.model.active)
+                aggregator, interval_start = IntervalAggregator(self.model.manifest), time.monotonic()
             if max_windows is not None:
                 batch = batch[: max_windows - served]
             if batch:
                 self._serve(batch, aggregator)
                 served += len(batch)
-            if time.monotonic() - interval_start >= self.settings.telemetry_interval_s:
+            if time.monotonic() - interval_start >= self._interval_s:
                 self._tell_source_problems(source, told)
                 aggregator.drops, dropped = feeder.dropped - dropped, feeder.dropped
                 self._report(aggregator, context, time.monotonic() - interval_start)
@@ -164,8 +202,28 @@ class Agent:
         aggregator.drops = feeder.dropped - dropped
         # an interval cut short by stop still has a positive length, which the schema requires
         self._report(aggregator, context, max(time.monotonic() - interval_start, 1e-3))
+        with self._switch_lock:
+            self._serving = False
+        self._install_pending()
         log.info("agent.stopped", extra={"device": self.settings.device_id, "served": served})
         return served
+
+    def _install_pending(self) -> None:
+        with self._switch_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._install(*pending)
+
+    def _take_commands(self) -> None:
+        """Hand update commands to the updater; apply configuration at once."""
+        for message in self.link.commands():
+            command = message.command
+            if isinstance(command, ConfigureCommand):
+                if command.telemetry_interval_s is not None:
+                    self._interval_s = command.telemetry_interval_s
+                    log.info("agent.configured", extra={"telemetry_interval_s": self._interval_s})
+            elif self.updater is not None and isinstance(command, AssignCommand | RollbackCommand):
+                self.updater.submit(command)
 
     def _tell_source_problems(self, source: Source[Any], told: _SourceProblems) -> None:
         """An error event for each new loss of the input device and for lines that did not parse since the last.
@@ -192,8 +250,10 @@ class Agent:
             predictions = self.infer_batch(batch)
         except EdgefleetError as err:
             aggregator.errors += len(batch)
+            self.vitals.record(0, len(batch), None)
             log.warning("agent.inference_failed", extra={"device": self.settings.device_id, "error": err.message})
             return
+        self.vitals.record(len(predictions), 0, predictions[0].latency_ms)
         for item, prediction in zip(batch, predictions, strict=True):
             aggregator.add(item, prediction)
 
@@ -202,7 +262,10 @@ class Agent:
         self._stop.set()
 
     def close(self) -> None:
-        """Send what the outbox holds (for a few seconds at most), say offline and disconnect."""
+        """Stop the updater after its current step, send what the outbox holds (for a few seconds at most), say
+        offline and disconnect."""
+        if self.updater is not None:
+            self.updater.stop()
         self.link.close()
 
     def _report(self, aggregator: IntervalAggregator, context: ReportContext, interval_s: float) -> None:
@@ -225,6 +288,24 @@ class _SourceProblems:
     bad_lines: int = 0
 
 
+def _prediction(row: npt.NDArray[np.float32], latency_ms: float) -> Prediction:
+    """The answer in one output row; raises AgentError when the model answered NaN or infinity."""
+    values = row.tolist()
+    # the common case in plain Python, cheaper than numpy calls on a classifier's few values: a distribution is
+    # kept as it is, by as_probabilities' rule. NaN fails no comparison with min and max but makes the sum NaN;
+    # whatever else, or a row with NaN or infinity, takes the general path below
+    if values and min(values) >= 0.0 and max(values) <= 1.0:
+        total = math.fsum(values)
+        if math.isfinite(total) and abs(total - 1.0) < 0.05:
+            label = values.index(max(values))  # the first of equal maxima, as argmax
+            return Prediction(label, values[label], latency_ms)
+    probabilities = as_probabilities(row)
+    if not np.isfinite(probabilities).all():
+        raise AgentError("the model answered NaN or infinity", hint="check the input and the model")
+    label = int(probabilities.argmax())
+    return Prediction(label, float(probabilities[label]), latency_ms)
+
+
 def as_probabilities(output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """A classifier's output row as probabilities: kept when it already is a distribution, else softmaxed.
 
@@ -233,7 +314,7 @@ def as_probabilities(output: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]
     """
     row = np.asarray(output, dtype=np.float32).ravel()
     # an int8 model's probabilities are quantized and can sum to a few hundredths off 1
-    if row.size and row.min() >= 0.0 and row.max() <= 1.0 and abs(float(row.sum()) - 1.0) < 0.05:
+    if row.size and row.min() >= 0.0 and row.max() <= 1.0 and abs(math.fsum(row.tolist()) - 1.0) < 0.05:
         return row
     shifted = np.exp(row - row.max())  # minus the max: exp cannot overflow
     return np.asarray(shifted / shifted.sum(), dtype=np.float32)

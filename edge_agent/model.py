@@ -1,21 +1,19 @@
-"""Install a package into the device's slot and load the artifact this device runs best."""
+"""Load the artifact of an installed package this device runs best, and refuse what it must not run."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 from edge_agent.backends import Backend, choose_artifact, load_backend
 from edge_agent.smoke import smoke_test
 from edgefleet.errors import AgentError
 from edgefleet.manifest import Artifact, Manifest
 from edgefleet.messages import ActiveModel
-from edgefleet.package import MANIFEST_NAME, OpenedPackage, file_sha256, open_package, verify_package
-from edgefleet.signing import TrustedKeys
+from edgefleet.package import OpenedPackage
 
-__all__ = ["LoadedModel", "check_profile", "install_package", "load_model"]
+__all__ = ["LoadedModel", "check_profile", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -26,32 +24,6 @@ class LoadedModel:
     artifact: Artifact
     backend: Backend
     active: ActiveModel
-
-
-def install_package(package: Path, slot: Path, trusted: TrustedKeys) -> OpenedPackage:
-    """Verify ``package`` and extract it into ``slot``; a slot that already holds it intact is reused as it is.
-
-    Raises a PackageError subclass when the package is refused.
-    """
-    verified = verify_package(package, trusted)
-    reused = OpenedPackage(verified.manifest, verified.manifest_sha256, verified.key_id, slot)
-    if _holds(reused):
-        log.info("model.slot_reused", extra={"slot": str(slot), "package": verified.manifest.name})
-        return reused
-    shutil.rmtree(slot, ignore_errors=True)
-    return open_package(package, slot, trusted)
-
-
-def _holds(opened: OpenedPackage) -> bool:
-    """Whether the slot holds this manifest and every artifact unaltered (a disk can rot, a hand can edit)."""
-    manifest_file = opened.root / MANIFEST_NAME
-    if not manifest_file.is_file() or file_sha256(manifest_file)[0] != opened.manifest_sha256:
-        return False
-    for artifact in opened.manifest.artifacts:
-        path = opened.artifact_path(artifact)
-        if not path.is_file() or file_sha256(path) != (artifact.sha256, artifact.size_bytes):
-            return False
-    return True
 
 
 def check_profile(manifest: Manifest, profile: str) -> None:
@@ -77,7 +49,7 @@ def _check_names(manifest: Manifest, artifact: Artifact, backend: Backend) -> No
         )
 
 
-def load_model(opened: OpenedPackage, threads: int) -> LoadedModel:
+def load_model(opened: OpenedPackage, threads: int, slot: Literal["a", "b"] = "a") -> LoadedModel:
     """Pick the artifact, load it and pass the smoke test; raises AgentError when none can run here."""
     artifact = choose_artifact(opened.manifest)
     if artifact is None:
@@ -94,6 +66,7 @@ def load_model(opened: OpenedPackage, threads: int) -> LoadedModel:
         version=opened.manifest.version,
         sha256=opened.manifest_sha256,
         artifact=artifact.path,
+        slot=slot,
     )
     log.info(
         "model.loaded",

@@ -8,6 +8,7 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -21,7 +22,7 @@ from edge_agent.outbox import Dropped, Outbox
 from edge_agent.sequence import Sequences
 from edge_agent.settings import BrokerSettings
 from edgefleet.errors import AgentError, EdgefleetError
-from edgefleet.messages import ActiveModel, EventKind, EventV1, StatusV1, TelemetryV1
+from edgefleet.messages import ActiveModel, CommandV1, EventKind, EventV1, StatusV1, TelemetryV1, parse_message
 from edgefleet.topics import TopicKind, topic
 
 __all__ = ["INFLIGHT_WINDOW", "Link"]
@@ -92,6 +93,9 @@ class Link:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._commands: queue.SimpleQueue[CommandV1] = queue.SimpleQueue()
+        self._command_seqs: deque[int] = deque(maxlen=64)
 
     @property
     def is_connected(self) -> bool:
@@ -156,9 +160,37 @@ class Link:
         """Queue ``message`` in the outbox; it is sent now, or after the broker comes back."""
         self._queue(TopicKind.TELEMETRY, message)
 
-    def publish_event(self, kind: EventKind, *, package: str | None = None, detail: str = "") -> None:
+    def publish_event(
+        self,
+        kind: EventKind,
+        *,
+        package: str | None = None,
+        detail: str = "",
+        rollout_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """Queue an event of ``kind`` with the next events ``seq``."""
-        self._queue(TopicKind.EVENTS, self._event(kind, package=package, detail=detail))
+        event = self._event(kind, package=package, detail=detail)
+        self._queue(TopicKind.EVENTS, event.model_copy(update={"rollout_id": rollout_id, "reason": reason}))
+
+    def set_model(self, model: ActiveModel | None) -> None:
+        """Say which model now runs, in a new retained status.
+
+        The last will armed at connection still names the previous model: the broker only sends it when the
+        device dies, and the server keeps the model from the latest status and from the update events.
+        """
+        self._model = model
+        if self.is_connected:
+            self._publish_status(self._status("online", self._seq.take(TopicKind.STATUS)))
+
+    def commands(self) -> list[CommandV1]:
+        """The commands received since the last call, oldest first, each valid and addressed to this device."""
+        received: list[CommandV1] = []
+        while True:
+            try:
+                received.append(self._commands.get_nowait())
+            except queue.Empty:
+                return received
 
     def next_seq(self, kind: TopicKind) -> int:
         """The next ``seq`` of this device on ``kind`` (kept across restarts)."""
@@ -311,6 +343,7 @@ class Link:
             return
         self._backoff.reset()
         self._sessions += 1
+        self._client.subscribe(topic(self.device_id, TopicKind.COMMANDS), qos=1)
         self._connects.put_nowait(True)
         self._connected.set()
         self._wake.set()
@@ -324,6 +357,21 @@ class Link:
         self._connected.clear()
         self._steer_reconnect()
         log.info("mqtt.disconnected", extra={"device": self.device_id})
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            command = parse_message(message.payload)
+        except ValueError as err:  # pydantic's ValidationError is a ValueError
+            log.warning("mqtt.command_invalid", extra={"device": self.device_id, "error": str(err)[:300]})
+            return
+        if not isinstance(command, CommandV1) or command.device_id != self.device_id:
+            log.warning("mqtt.command_misaddressed", extra={"device": self.device_id, "topic": message.topic})
+            return
+        # QoS 1 delivers at least once: a repeated seq is the same command again
+        if command.seq in self._command_seqs:
+            return
+        self._command_seqs.append(command.seq)
+        self._commands.put_nowait(command)
 
     def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, _reason: object, _props: object) -> None:
         self._acks.put_nowait(mid)

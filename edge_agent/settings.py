@@ -11,7 +11,7 @@ from edge_agent.sources.settings import SimulatedSourceSettings, SourceSettings
 from edgefleet.errors import ConfigError
 from edgefleet.ids import DeviceId
 
-__all__ = ["AgentSettings", "BrokerSettings", "SimulatedSourceSettings", "load_settings"]
+__all__ = ["AgentSettings", "BrokerSettings", "SimulatedSourceSettings", "UpdateSettings", "load_settings"]
 
 
 class BrokerSettings(BaseModel):
@@ -58,6 +58,25 @@ class BrokerSettings(BaseModel):
         return self
 
 
+class UpdateSettings(BaseModel):
+    """How the agent takes a model update: the download, and the health window that decides commit or rollback."""
+
+    health_window_s: PositiveFloat = Field(default=60.0, description="how long a new model is watched before commit")
+    health_min_inferences: int = Field(
+        default=20, ge=0, description="answers needed to judge it; the window waits for them (up to 5 windows)"
+    )
+    max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0, description="failed inferences allowed in the window")
+    max_latency_ratio: float = Field(
+        default=2.0, gt=1.0, description="p95 latency allowed, as a multiple of the previous model's on this device"
+    )
+    max_health_starts: int = Field(
+        default=2, ge=1, le=10, description="restarts within the window before the crash-looping model is rolled back"
+    )
+    download_read_timeout_s: PositiveFloat = Field(default=30.0, description="longest wait for the next bytes")
+    fsync_every_bytes: int = Field(default=1 << 20, ge=4096, description="downloaded bytes made durable at a time")
+    auth_token: SecretStr | None = Field(default=None, description="bearer token the package server wants")
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGEFLEET_AGENT_", env_nested_delimiter="__", extra="forbid")
 
@@ -76,6 +95,7 @@ class AgentSettings(BaseSettings):
         default=8, ge=1, le=1024, description="most queued inputs run together, when the model allows"
     )
     source: SourceSettings = Field(default_factory=SimulatedSourceSettings, description="where inputs come from")
+    updates: UpdateSettings = UpdateSettings()
 
     @model_validator(mode="after")
     def _package_needs_keys(self) -> AgentSettings:

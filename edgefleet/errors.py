@@ -12,6 +12,8 @@
     + DowngradeError         an older version than the installed one, without an explicit rollback
   x ExportError              exporting or quantizing a model failed (exit 1)
   x AgentError               the edge agent cannot go on (exit 1)
+    + UpdateError            an update step failed; ``reason`` names why in a word, for the "failed" event
+      - DownloadError        a package download failed or was refused (endless data, slow retrieval, ...)
   x ServerError              the fleet server cannot start or serve (exit 1)
 """
 
@@ -21,6 +23,7 @@ __all__ = [
     "AgentError",
     "ConfigError",
     "DowngradeError",
+    "DownloadError",
     "EdgefleetError",
     "ExportError",
     "GateError",
@@ -33,6 +36,7 @@ __all__ = [
     "UnsafeArchiveError",
     "UnsupportedModelError",
     "UntrustedKeyError",
+    "UpdateError",
 ]
 
 
@@ -106,6 +110,18 @@ class GateError(ExportError):
 
 class AgentError(EdgefleetError):
     pass
+
+
+class UpdateError(AgentError):
+    """An update step failed; ``reason`` is a short machine-readable word (``"hash-mismatch"``) for the event."""
+
+    def __init__(self, message: str, *, reason: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class DownloadError(UpdateError):
+    """A package download failed or was refused; ``reason`` names the fault or attack (``"endless-data"``)."""
 
 
 class ServerError(EdgefleetError):

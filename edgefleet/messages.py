@@ -102,6 +102,11 @@ class EventV1(_Envelope):
     kind: EventKind
     rollout_id: str | None = Field(default=None, max_length=64)
     package: str | None = Field(default=None, max_length=128, description="name@version")
+    reason: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]{1,64}$",
+        description="why an update failed or rolled back, machine-readable (e.g. bad-signature, downgrade, latency)",
+    )
     detail: str = Field(default="", max_length=2000)
 
 
@@ -113,6 +118,7 @@ class AssignCommand(Contract):
     sha256: Sha256Hex = Field(description="of the package file")
     size_bytes: NonNegativeInt
     deadline_ts: NonNegativeFloat
+    allow_downgrade: bool = Field(default=False, description="an operator's explicit rollback to an older version")
 
 
 class RollbackCommand(Contract):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -23,11 +25,32 @@ class InputPreparer:
         else:
             self._mean = np.asarray(spec.mean, dtype=np.float32)
             self._std = np.asarray(spec.std, dtype=np.float32)
+        # single()'s batch of one, and zeros of one input's shape for its finiteness check; made on first use
+        self._buffers: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
 
     def __call__(self, raw: npt.ArrayLike) -> npt.NDArray[np.float32]:
         if isinstance(self.spec, SensorPreprocessing):
             return _scale_sensor_windows(raw, self.spec, self._mean, self._std)
         return _scale_images(raw, self.spec, self._mean, self._std)
+
+    def single(self, raw: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
+        """``self(raw[None])``, the same values and errors, written into a buffer this preparer reuses: valid
+        until its next call. The agent's path for one input, where allocating the batch costs as much as
+        scaling it, and an unchanged buffer stays bound to the runtime."""
+        spec = self.spec
+        if not isinstance(spec, SensorPreprocessing) or raw.shape != (len(spec.channels), spec.window_length):
+            return self(raw[None])  # images and wrong shapes: the model dominates, or the batch path says what is wrong
+        window = np.asarray(raw, dtype=np.float32)
+        if self._buffers is None:
+            self._buffers = (np.empty((1, *window.shape), dtype=np.float32), np.zeros(window.shape, dtype=np.float32))
+        one, zeros = self._buffers
+        # one call without a temporary: each term is 0 for a finite value, NaN for NaN or infinity (times 0)
+        if not math.isfinite(np.vdot(window, zeros)):
+            raise InputError("a sensor window holds NaN or infinity", hint="drop or repair the window first")
+        # the batch path's (batch - mean) / std, float32 step by step, so the values are identical
+        np.subtract(window, self._mean[0], out=one[0])
+        np.divide(one, self._std, out=one)
+        return one
 
 
 def prepare_sensor_windows(raw: npt.ArrayLike, spec: SensorPreprocessing) -> npt.NDArray[np.float32]:

@@ -1,4 +1,4 @@
-"""What the running server holds between requests: database sessions, ingest and metrics."""
+"""What the running server holds between requests: database sessions, ingest, metrics and the package registry."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.ingest import Ingest
+from fleet_server.registry import PackageRegistry
 from fleet_server.settings import ServerSettings
 
 __all__ = ["Runtime"]
@@ -19,3 +20,4 @@ class Runtime:
     sessions: sessionmaker[Session]
     ingest: Ingest
     registry: CollectorRegistry
+    packages: PackageRegistry

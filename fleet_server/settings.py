@@ -30,10 +30,19 @@ class ServerSettings(BaseSettings):
     ingest_queue_size: int = Field(default=10_000, ge=10)
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     offline_after_s: PositiveFloat = 60.0
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="public keys (signing.pub) that uploaded packages must be signed with; none: uploads are refused",
+    )
+    max_package_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="largest package upload accepted")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'fleet.db').resolve()}"
+
+    def packages_dir(self) -> Path:
+        """The folder of the content-addressed package store."""
+        return self.data_dir / "packages"
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,14 @@
-"""Helpers every test may use: wait on a condition instead of sleeping, and pick free ports."""
+"""Helpers every test may use: wait on a condition instead of sleeping, pick free ports, mount a small disk."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -27,3 +31,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def small_disk_at(mount: Path, size: str = "2m") -> Iterator[Path]:
+    """A real filesystem of ``size`` (tmpfs; the suite runs as root, as CI does) at ``mount`` for the block."""
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path, leave_bytes: int = 0) -> None:
+    """Fill ``disk`` to its last byte (dd stops at "No space left on device"), then free ``leave_bytes``."""
+    subprocess.run(["dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=4k"], capture_output=True, check=False)
+    if leave_bytes:
+        filler = disk / "filler"
+        os.truncate(filler, max(0, filler.stat().st_size - leave_bytes))

@@ -9,6 +9,7 @@ from edgefleet.package._reader import (
     VerifiedPackage,
     inspect_package,
     open_package,
+    read_installed,
     verify_package,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "file_sha256",
     "inspect_package",
     "open_package",
+    "read_installed",
     "verify_package",
 ]

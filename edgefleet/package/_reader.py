@@ -26,6 +26,7 @@ from edgefleet.errors import (
     InputError,
     IntegrityError,
     ManifestError,
+    PackageError,
     SignatureError,
     UnsafeArchiveError,
 )
@@ -34,12 +35,13 @@ from edgefleet.package._format import DEFAULT_LIMITS, MANIFEST_NAME, SIGNATURE_N
 from edgefleet.semver import parse_semver
 from edgefleet.signing import SignatureV1, TrustedKeys, verify_signature
 
-__all__ = ["OpenedPackage", "VerifiedPackage", "inspect_package", "open_package", "verify_package"]
+__all__ = ["OpenedPackage", "VerifiedPackage", "inspect_package", "open_package", "read_installed", "verify_package"]
 
 _CHUNK = 1 << 20
 # what tarfile raises on a corrupt archive, besides its own TarError
 _TAR_FAILURES = (tarfile.TarError, EOFError, ValueError, OverflowError, UnicodeError)
 _REFETCH = "fetch the package again from its source; if it keeps failing, rebuild it"
+_REINSTALL = "install the package again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,44 @@ def open_package(
             shutil.rmtree(target, ignore_errors=True)
         raise
     return OpenedPackage(verified.manifest, verified.manifest_sha256, verified.key_id, target)
+
+
+def read_installed(root: Path, trusted_keys: TrustedKeys, *, limits: Limits = DEFAULT_LIMITS) -> OpenedPackage:
+    """A package extracted by ``open_package``, checked again as if it came from outside: signature, manifest and
+    every artifact's size and sha256 (a disk can rot, a power cut can cut a file, a hand can edit one).
+
+    Raises a PackageError subclass naming the first problem found.
+    """
+    manifest_bytes = _read_file(root / MANIFEST_NAME, limits.max_manifest_bytes, ManifestError)
+    signature_bytes = _read_file(root / SIGNATURE_NAME, limits.max_signature_bytes, SignatureError)
+    try:
+        signature = SignatureV1.model_validate_json(signature_bytes)
+    except ValidationError as err:
+        raise SignatureError(f"{SIGNATURE_NAME} is malformed: {_first_error(err)}", hint=_REINSTALL) from err
+    verify_signature(manifest_bytes, signature, trusted_keys)
+    manifest = _parse_manifest(manifest_bytes)
+    for artifact in manifest.artifacts:
+        path = root / artifact.path
+        if path.is_symlink() or not path.is_file():
+            raise IntegrityError(f"{path} is missing", hint=_REINSTALL)
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+        if path.stat().st_size != artifact.size_bytes or digest.hexdigest() != artifact.sha256:
+            raise IntegrityError(f"{path} does not match the sha256 in its signed manifest", hint=_REINSTALL)
+    return OpenedPackage(manifest, hashlib.sha256(manifest_bytes).hexdigest(), signature.key_id, root)
+
+
+def _read_file(path: Path, limit: int, missing: type[PackageError]) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as err:
+        raise missing(f"cannot read {path}: {err.strerror or err}", hint=_REINSTALL) from err
+    if len(data) > limit:
+        raise UnsafeArchiveError(f"{path} is over the limit of {limit} bytes", hint=_REINSTALL)
+    return data
 
 
 @contextmanager

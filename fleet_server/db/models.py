@@ -1,14 +1,14 @@
-"""The tables: each device as it last described itself, its telemetry intervals and its events."""
+"""The tables: each device as it last described itself, its telemetry intervals and events, and the packages."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Device", "Event", "Telemetry"]
+__all__ = ["Base", "Device", "Event", "Package", "Telemetry"]
 
 
 class Base(DeclarativeBase):
@@ -66,3 +66,21 @@ class Event(Base):
     rollout_id: Mapped[str | None] = mapped_column(String(64))
     package: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class Package(Base):
+    """A verified model package in the registry; its file is in the store under ``file_sha256``."""
+
+    __tablename__ = "packages"
+    # a name@version names one set of bytes forever: devices and rollouts refer to it
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_packages_name_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(128))
+    file_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(16))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -7,128 +7,23 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from edge_agent import AgentSettings, BrokerSettings, SimulatedSourceSettings
-from edgefleet.manifest import (
-    ArtifactFormat,
-    ChannelSpec,
-    DType,
-    ExpectedOutputs,
-    FeatureReference,
-    Histogram,
-    Manifest,
-    Precision,
-    ReferenceProfile,
-    SensorPreprocessing,
-    Task,
-    TensorSpec,
-    TestVectors,
-)
-from edgefleet.sensor_sim import CHANNELS, FAULTS, SAMPLE_RATE_HZ, WINDOW_LENGTH, Recording
+from tests.agent.tiny import CONFIDENCE_EDGES, TinyPackage, build_tiny_package
 from tests.support import free_port, wait_until
 
-CONFIDENCE_EDGES = [0.0, 0.25, 0.5, 0.75, 1.0]
-
-
-@dataclass(frozen=True)
-class TinyPackage:
-    path: Path
-    public_key: Path
-    manifest: Manifest
-
-
-def _tiny_onnx(path: Path, seed: int) -> None:
-    """x (N, C, L) → mean over time → Gemm → Softmax → probs (N, classes): small, but a real classifier graph."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    weights = rng.normal(size=(len(CHANNELS), len(FAULTS))).astype(np.float32)
-    bias = rng.normal(size=len(FAULTS)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["x"], ["mean"], axes=[2], keepdims=0),
-            helper.make_node("Gemm", ["mean", "w", "b"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
-        ],
-        "tiny-pump",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", len(CHANNELS), WINDOW_LENGTH])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["n", len(FAULTS)])],
-        initializer=[numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # what onnxruntime 1.19 (the oldest the agent extra allows) still reads
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
-def _run(path: Path, batch: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": batch})[0])
+__all__ = ["CONFIDENCE_EDGES", "TinyPackage", "agent_settings", "running_amqtt"]
 
 
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> TinyPackage:
     """A signed package of a tiny ONNX classifier over the simulator's channels, labels FAULTS, with a reference
     profile, test vectors, and two artifacts: fp32 and one labelled int8 (the agent must pick that one)."""
-    from edgefleet.package import build_package, describe_artifact
-    from edgefleet.preprocess import prepare_sensor_windows
-    from edgefleet.signing import generate_keys, load_private_key
-    from edgefleet.sketch import count_into, reference_histogram, sensor_features
-    from edgefleet.tensors import encode_tensor
-
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    raw = np.stack([Recording.random(f, rng).window(i, rng) for f in range(len(FAULTS)) for i in range(10)])
-    channels = [
-        ChannelSpec(name=name, unit=unit, mean=float(raw[:, c].mean()), std=float(raw[:, c].std()) or 1.0)
-        for c, (name, unit) in enumerate(CHANNELS)
-    ]
-    preprocessing = SensorPreprocessing(channels=channels, window_length=WINDOW_LENGTH, sample_rate_hz=SAMPLE_RATE_HZ)
-    # the int8 artifact is the fp32 graph under another name: the agent picks by the manifest, not the bytes
-    files = {"model-fp32.onnx": root / "model-fp32.onnx", "model-int8.onnx": root / "model-int8.onnx"}
-    for path in files.values():
-        _tiny_onnx(path, seed=1)
-    artifacts = [
-        describe_artifact(name, path, format=ArtifactFormat.ONNX, precision=precision, runtime="onnxruntime>=1.19")
-        for (name, path), precision in zip(files.items(), (Precision.FP32, Precision.INT8), strict=True)
-    ]
-    batch = prepare_sensor_windows(raw, preprocessing)
-    probs = _run(files["model-fp32.onnx"], batch)
-    features = sensor_features(raw, [c.name for c in channels])
-    reference = ReferenceProfile(
-        sample_count=len(raw),
-        features=[FeatureReference(name=n, histogram=reference_histogram(v)) for n, v in features.items()],
-        class_counts=count_into(np.arange(len(FAULTS) + 1, dtype=np.float64) - 0.5, probs.argmax(1)),
-        confidence=Histogram(edges=CONFIDENCE_EDGES, counts=count_into(CONFIDENCE_EDGES, probs.max(1))),
-    )
-    expected = ExpectedOutputs(atol=1e-4, outputs={"probs": encode_tensor(probs[:2])})
-    manifest = Manifest(
-        name="tiny-pump",
-        version="1.0.0",
-        task=Task.CLASSIFICATION,
-        created_at="2026-11-24T00:00:00Z",
-        inputs=[TensorSpec(name="x", shape=[None, len(CHANNELS), WINDOW_LENGTH], dtype=DType.FLOAT32, layout="NCW")],
-        outputs=[TensorSpec(name="probs", shape=[None, len(FAULTS)], dtype=DType.FLOAT32)],
-        labels=list(FAULTS),
-        preprocessing=preprocessing,
-        artifacts=artifacts,
-        reference_profile=reference,
-        test_vectors=TestVectors(
-            inputs={"x": encode_tensor(batch[:2])}, expected={a.path: expected for a in artifacts}
-        ),
-    )
-    private_key, public_key = generate_keys(root / "keys")
-    out = build_package(manifest, files, load_private_key(private_key), root / "tiny-pump-1.0.0.efpkg")
-    return TinyPackage(out, public_key, manifest)
+    return build_tiny_package(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

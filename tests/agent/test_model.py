@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from edge_agent import Agent, AgentSettings, SimulatedSourceSettings
-from edge_agent.model import install_package, load_model
+from edge_agent.model import load_model
 from edgefleet.errors import AgentError, ConfigError, PackageError
+from edgefleet.package import open_package
 from edgefleet.sensor_sim import FAULTS, Recording
 from edgefleet.signing import generate_keys, load_public_keys
 from edgefleet.tensors import decode_tensor, encode_tensor
@@ -42,17 +43,19 @@ def test_loads_the_int8_artifact_and_answers_one_window(tiny_package: TinyPackag
     assert prediction.latency_ms > 0
 
 
-def test_a_slot_that_holds_the_package_is_reused_and_a_damaged_one_repaired(
+def test_a_slot_that_holds_the_package_is_reused_and_a_damaged_one_replaced(
     tiny_package: TinyPackage, tmp_path: Path
 ) -> None:
-    slot = tmp_path / "agent" / "slots" / "a" / "model-int8.onnx"
+    slots = tmp_path / "agent" / "slots"
     _agent(tiny_package, tmp_path).load()
-    first = slot.stat().st_mtime_ns
+    first = (slots / "a" / "model-int8.onnx").stat().st_mtime_ns
     _agent(tiny_package, tmp_path).load()
-    assert slot.stat().st_mtime_ns == first  # not extracted again
-    slot.write_bytes(b"rotten")
-    _agent(tiny_package, tmp_path).load()
-    assert slot.read_bytes() != b"rotten"
+    assert (slots / "a" / "model-int8.onnx").stat().st_mtime_ns == first  # not extracted again
+    (slots / "a" / "model-int8.onnx").write_bytes(b"rotten")
+    model = _agent(tiny_package, tmp_path).load()
+    # the rotten slot is never loaded: the package goes into the other slot, which then runs
+    assert model.active.slot == "b"
+    assert (slots / "b" / "model-int8.onnx").read_bytes() != b"rotten"
 
 
 def test_refuses_a_package_signed_by_an_untrusted_key(tiny_package: TinyPackage, tmp_path: Path) -> None:
@@ -71,7 +74,7 @@ def test_without_a_package_there_is_nothing_to_run(tmp_path: Path) -> None:
 
 
 def test_refuses_to_serve_a_model_that_misses_its_test_vectors(tiny_package: TinyPackage, tmp_path: Path) -> None:
-    opened = install_package(tiny_package.path, tmp_path / "slot", load_public_keys([tiny_package.public_key]))
+    opened = open_package(tiny_package.path, tmp_path / "slot", load_public_keys([tiny_package.public_key]))
     vectors = opened.manifest.test_vectors
     assert vectors is not None
     int8 = vectors.expected["model-int8.onnx"]
@@ -88,7 +91,7 @@ def test_refuses_to_serve_a_model_that_misses_its_test_vectors(tiny_package: Tin
 
 
 def test_refuses_a_model_whose_tensors_the_manifest_does_not_name(tiny_package: TinyPackage, tmp_path: Path) -> None:
-    opened = install_package(tiny_package.path, tmp_path / "slot", load_public_keys([tiny_package.public_key]))
+    opened = open_package(tiny_package.path, tmp_path / "slot", load_public_keys([tiny_package.public_key]))
     renamed = [o.model_copy(update={"name": "scores"}) for o in opened.manifest.outputs]
     manifest = opened.manifest.model_copy(update={"outputs": renamed, "test_vectors": None})
     with pytest.raises(AgentError, match="no tensor named scores"):

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import yaml
 
-from edge_agent.model import install_package, load_model
+from edge_agent.model import load_model
 from edge_agent.smoke import smoke_test
 from edgefleet.errors import InputError
 from edgefleet.manifest import ArtifactFormat, Manifest, Precision
-from edgefleet.package import inspect_package
+from edgefleet.package import inspect_package, open_package
 from edgefleet.signing import generate_keys, load_public_keys
 from export.importing import ImportRequest, import_model
 from export.importing.keras import KERAS_EXTRA
@@ -152,7 +152,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
 
 def assert_the_agent_runs_it(package: Path, public_key: Path, slot: Path) -> Manifest:
     """The package installs, loads and passes the smoke test exactly as on a device."""
-    opened = install_package(package, slot, load_public_keys([public_key]))
+    opened = open_package(package, slot, load_public_keys([public_key]))
     loaded = load_model(opened, threads=1)
     vectors = loaded.manifest.test_vectors
     assert vectors is not None
