@@ -54,7 +54,40 @@ def quantize_onnx_int8(
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
+    _drop_redundant_qdq_data(out)
     return out
+
+
+def _drop_redundant_qdq_data(path: Path) -> None:
+    """Remove what the QDQ model carries without needing it: all-zero constant zero points and unused opsets.
+
+    Weights and int32 biases are quantized symmetrically, so their DequantizeLinear zero points (one per
+    channel) are all 0, which is also the operator's default when the input is absent. Activation
+    QuantizeLinear nodes keep theirs: its type is what makes the output int8. The quantizer also
+    declares eight operator domains the graph never uses.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.input[0] not in initializers:
+            continue
+        zero_point = initializers.get(node.input[2])
+        if zero_point is not None and not numpy_helper.to_array(zero_point).any():
+            del node.input[2]
+    used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    domains = {node.domain for node in graph.node}
+    opsets = [o for o in model.opset_import if o.domain in domains or o.domain in ("", "ai.onnx")]
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def convert_onnx_fp16(fp32_model: Path, out: Path) -> Path:

@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -117,16 +118,34 @@ def quantize_tflite(
             )
             result = q.quantize()
         else:
-            q.load_quantization_recipe(recipe.static_wi8_ai8())
+            static = recipe.static_wi8_ai8()
+            q.load_quantization_recipe(static)
             samples = [{input_name: calibration[i : i + 1]} for i in range(len(calibration))]
-            result = q.quantize(q.calibrate({_SIGNATURE: samples}))
+            result = q.quantize(_calibrate_min_max(fp32_model, static, samples))
         result.export_model(str(out), overwrite=True)
         _shorten_tensor_names(out)
     return out
 
 
+def _calibrate_min_max(fp32_model: Path, static_recipe: Any, samples: list[dict[str, Any]]) -> Any:
+    """Each tensor's range over the whole calibration set.
+
+    ``Quantizer.calibrate`` keeps a moving average (factor 0.95) of each sample's min and max, so with one
+    sample per call the ranges end near a typical sample's: on the image CNN the int8 input covered
+    [-1.7, 1.9] of data reaching 4.6, clipped every bright image and cost 11 points of accuracy.
+    """
+    from ai_edge_quantizer import calibrator, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(static_recipe)
+    calib = calibrator.Calibrator(fp32_model.read_bytes(), qsv_update_func=qsv_utils.min_max_update)
+    calib.calibrate({_SIGNATURE: samples}, manager)
+    return calib.get_model_qsvs()
+
+
 def _shorten_tensor_names(path: Path) -> None:
-    """Name each tensor by its index.
+    """Name each tensor by its index, and write the model with identical vectors stored once.
 
     The converter names tensors by their MLIR source location, about a tenth of a small model's bytes;
     devices address inputs and outputs through the signature, which keeps its own names.
@@ -137,4 +156,32 @@ def _shorten_tensor_names(path: Path) -> None:
     for subgraph in model.subgraphs:
         for index, tensor in enumerate(subgraph.tensors):
             tensor.name = f"t{index}".encode()
-    flatbuffer_utils.write_model(model, str(path))
+    path.write_bytes(_pack_shared(model))
+
+
+def _pack_shared(model: Any) -> bytes:
+    """Serialize ``model`` (a ``ModelT``) with every identical quantization vector written once.
+
+    The schema stores a zero point per channel as int64, always 0 for int8 weights and int32 biases: on
+    the image CNN 2,252 of them, 18 kB, a fifth of the int8 file. A flatbuffer table may point at a
+    vector another table already points at (vectors are addressed by offset), so one copy per length
+    serves every tensor; the runtime's verifier and kernels read them as before.
+    """
+    import flatbuffers  # type: ignore[import-untyped]  # ships no type hints
+
+    class _SharingBuilder(flatbuffers.Builder):  # type: ignore[misc]  # its base is untyped
+        def __init__(self) -> None:
+            super().__init__(1024)
+            self._written: dict[tuple[str, bytes], int] = {}
+
+        def CreateNumpyVector(self, x: npt.NDArray[Any]) -> int:  # flatbuffers names it so
+            if x.dtype not in (np.int64, np.float32):  # buffers keep their own alignment and layout
+                return int(super().CreateNumpyVector(x))
+            key = (x.dtype.str, x.tobytes())
+            if key not in self._written:
+                self._written[key] = int(super().CreateNumpyVector(x))
+            return self._written[key]
+
+    builder = _SharingBuilder()
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -98,6 +98,7 @@ class Updater:
             if record.health_starts > self._settings.updates.max_health_starts:
                 crashes = record.health_starts - 1
                 self._decide_rollback(record, "crash-loop", f"the agent restarted {crashes} times in the health window")
+                self.slots.clear(record.slot)
         elif record.step is Step.COMMITTED and (pointer.active, pointer.good) != (record.slot, record.slot):
             self.slots.point(pointer.model_copy(update={"active": record.slot, "good": record.slot}))
         elif record.step is Step.ROLLED_BACK and pointer.active != record.previous:

@@ -162,3 +162,34 @@ def test_an_update_killed_at_any_step_ends_committed_or_rolled_back_on_a_verifie
     assert installed.manifest.version == ("2.0.0" if record.step is Step.COMMITTED else "1.0.0")
     downloads = tmp_path / "agent" / "downloads"
     assert not downloads.is_dir() or not list(downloads.iterdir())
+
+
+def test_a_model_that_keeps_crashing_the_agent_in_its_health_window_is_rolled_back(
+    tiny_package: TinyPackage,
+    v2: TinyPackage,
+    tmp_path: Path,
+    mqtt_broker: int,
+    subscribe: Callable[..., Any],
+    agents: Agents,
+) -> None:
+    events = subscribe(topic("dev-1", TopicKind.EVENTS))
+    status = subscribe(topic("dev-1", TopicKind.STATUS))
+    with files(v2.path.read_bytes()) as server:
+        first = agents.start({failpoints.ENV: "health"})
+        status.wait_for(topic("dev-1", TopicKind.STATUS), timeout_s=60)
+        Commander(mqtt_broker).assign(v2.path, server.url, rollout="r-crash")
+        first.wait(60)
+        # the new model is live at each start, and the process dies again inside its window
+        second = agents.start({failpoints.ENV: "health"})
+        second.wait(60)
+        assert (first.returncode, second.returncode) == (-signal.SIGKILL, -signal.SIGKILL)
+        survivor = agents.start({})
+        final = outcome(events, "r-crash", timeout_s=60)
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(30)
+    assert (final.kind, final.reason) == ("rolled-back", "crash-loop"), final.detail
+    assert "restarted 2 times" in final.detail
+    active = pointer(tmp_path / "agent")["active"]
+    installed = read_installed(tmp_path / "agent" / "slots" / active, load_public_keys([tiny_package.public_key]))
+    assert installed.manifest.version == "1.0.0"
+    assert not (tmp_path / "agent" / "slots" / ("b" if active == "a" else "a")).exists()

@@ -116,3 +116,10 @@ def test_a_corrupt_checkpoint_exits_2_with_what_to_do(pipeline: Pipeline, tmp_pa
     assert "incomplete" in result.stderr
     assert "train again" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_onnx_int8_of_the_sensor_model_is_at_most_three_tenths_of_fp32_and_passes(pipeline: Pipeline) -> None:
+    by_kind = {(a.format, a.precision): a for a in _report(pipeline).artifacts}
+    fp32, int8 = by_kind[ArtifactFormat.ONNX, Precision.FP32], by_kind[ArtifactFormat.ONNX, Precision.INT8]
+    assert int8.size_bytes <= 0.30 * fp32.size_bytes
+    assert all(g.passed for g in int8.gates)
