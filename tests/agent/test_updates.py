@@ -39,6 +39,7 @@ class Packages:
     older: TinyPackage
     other_profile: TinyPackage
     other_key: TinyPackage
+    newer_agent: TinyPackage
     root: Path
 
 
@@ -60,6 +61,7 @@ def packages(tiny_package: TinyPackage, tmp_path_factory: pytest.TempPathFactory
         older=build("0.9.0", keys=keys),
         other_profile=build("2.3.0", keys=keys, profiles=["jetson-orin-nano"]),
         other_key=build("2.4.0", keys=strangers),
+        newer_agent=build("2.5.0", keys=keys, min_agent_version="9.0.0"),
         root=root,
     )
 
@@ -182,6 +184,7 @@ ATTACKS: dict[str, tuple[Callable[[Packages], Path], str, str]] = {
     "older version": (lambda p: p.older.path, "downgrade", "older than the installed"),
     "another profile": (lambda p: p.other_profile.path, "wrong-profile", "jetson-orin-nano"),
     "mix and match": (_mixed, "tampered", "does not match the sha256"),
+    "needs a newer agent": (lambda p: p.newer_agent.path, "agent-too-old", "needs agent 9.0.0"),
 }
 
 

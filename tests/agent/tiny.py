@@ -52,6 +52,7 @@ def build_tiny_package(
     keys: Path | None = None,
     profiles: list[str] | None = None,
     pad_floats: int = 0,
+    min_agent_version: str = "0.1.0",
 ) -> TinyPackage:
     """A signed package with a reference profile, test vectors and two artifacts, fp32 and one labelled int8
     (the agent must pick that one); signed with the key pair in ``keys`` (made there when absent).
@@ -113,6 +114,7 @@ def build_tiny_package(
             inputs={"x": encode_tensor(vector_inputs)}, expected={a.path: expected for a in artifacts}
         ),
         compatible_profiles=profiles or [],
+        min_agent_version=min_agent_version,
     )
     out = build_package(
         manifest, files, load_private_key(keys / PRIVATE_KEY_FILE), root / f"tiny-pump-{version}-{variant.value}.efpkg"
