@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import http.client
 import logging
 import re
@@ -26,26 +25,21 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import urljoin, urlsplit
-
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edge_agent import durable
 from edge_agent.backoff import Backoff
+from edge_agent.updates.partial import Partial, Target, cleanup_partials, discard, sha256_of
 from edgefleet.errors import DownloadError
 
-__all__ = ["PART_SUFFIX", "SIDECAR_SUFFIX", "DownloadOptions", "Failure", "cleanup_partials", "download"]
+__all__ = ["DownloadOptions", "Failure", "cleanup_partials", "download"]
 
 log = logging.getLogger(__name__)
-
-PART_SUFFIX: Final = ".part"
-SIDECAR_SUFFIX: Final = ".part.json"
 
 Progress = Callable[[int, int], None]
 
@@ -98,39 +92,15 @@ class DownloadOptions:
             )
 
 
-class _Sidecar(BaseModel):
-    """What the .part file holds the bytes of: a resume continues it only for this very file and version."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: Literal[1] = 1
-    url: str
-    sha256: str
-    size_bytes: int
-    etag: str | None  # a strong ETag, or None when the server gave none (then nothing is resumed)
-
-
 @dataclass(frozen=True, slots=True)
-class _Job:
+class _Job(Target):
     """One download's fixed facts."""
 
-    url: str
-    dest: Path
-    size_bytes: int
-    sha256: str
     deadline_ts: float
     headers: Mapping[str, str]
     progress: Progress | None
     options: DownloadOptions
     ssl_context: ssl.SSLContext = field(repr=False)
-
-    @property
-    def part(self) -> Path:
-        return self.dest.with_name(self.dest.name + PART_SUFFIX)
-
-    @property
-    def sidecar(self) -> Path:
-        return self.dest.with_name(self.dest.name + SIDECAR_SUFFIX)
 
     def time_left_s(self) -> float:
         return self.deadline_ts - time.time()
@@ -175,23 +145,11 @@ def download(
         _run(job)
     except DownloadError as err:
         if err.reason in _DISCARDING:
-            _discard(job)
+            discard(job)
         log.warning("update.download_failed", extra={"url": _safe_url(url), "reason": err.reason})
         raise
     log.info("update.downloaded", extra={"url": _safe_url(url), "size_bytes": size_bytes})
     return dest
-
-
-def cleanup_partials(folder: Path, *, keep: Collection[Path] = ()) -> list[Path]:
-    """Remove the .part files and sidecars in ``folder``, except those of the downloads to ``keep``; returns them."""
-    suffixes = (PART_SUFFIX, SIDECAR_SUFFIX, SIDECAR_SUFFIX + durable.TEMP_SUFFIX)
-    kept = {dest.name + suffix for dest in keep for suffix in suffixes}
-    if not folder.is_dir():
-        return []
-    stale = [p for p in sorted(folder.iterdir()) if p.name.endswith(suffixes) and p.name not in kept]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
 
 
 def _check(job: _Job) -> None:
@@ -217,7 +175,7 @@ def _run(job: _Job) -> None:
     """Fill the .part file, check its sha256, and rename it to ``dest``."""
     try:
         job.dest.parent.mkdir(parents=True, exist_ok=True)
-        with _Partial.open(job) as partial:
+        with Partial.open(job, job.options.fsync_every_bytes) as partial:
             _check_free_space(job, partial)
             _fill(job, partial)
             partial.sync()
@@ -235,7 +193,7 @@ def _run(job: _Job) -> None:
         raise _disk_failure(job, err) from err
 
 
-def _fill(job: _Job, partial: _Partial) -> None:
+def _fill(job: _Job, partial: Partial) -> None:
     """Fetch until the .part holds ``size_bytes``, retrying cut connections and 5xx with backoff until the deadline."""
     backoff = Backoff(job.options.retry_min_s, job.options.retry_max_s)
     attempts = 0
@@ -262,7 +220,7 @@ def _fill(job: _Job, partial: _Partial) -> None:
             time.sleep(delay_s)
 
 
-def _fetch(job: _Job, partial: _Partial) -> None:
+def _fetch(job: _Job, partial: Partial) -> None:
     """One GET, following redirects: appends the body to the .part file, or raises _Retry or DownloadError."""
     url, headers = job.url, dict(job.headers)
     for _ in range(_MAX_REDIRECTS + 1):
@@ -360,7 +318,7 @@ def _redirect(url: str, response: http.client.HTTPResponse, headers: dict[str, s
     return target, headers
 
 
-def _receive(job: _Job, partial: _Partial, response: http.client.HTTPResponse) -> None:
+def _receive(job: _Job, partial: Partial, response: http.client.HTTPResponse) -> None:
     """Append the response's body to the .part file, reading no byte past ``size_bytes``."""
     start, length = _body_span(job, partial, response)
     if start == 0:
@@ -386,7 +344,7 @@ def _receive(job: _Job, partial: _Partial, response: http.client.HTTPResponse) -
         )
 
 
-def _body_span(job: _Job, partial: _Partial, response: http.client.HTTPResponse) -> tuple[int, int]:
+def _body_span(job: _Job, partial: Partial, response: http.client.HTTPResponse) -> tuple[int, int]:
     """Check the status and framing headers; returns where the body starts in the file and its length."""
     if response.status == 200:
         start, length = 0, job.size_bytes
@@ -406,7 +364,7 @@ def _body_span(job: _Job, partial: _Partial, response: http.client.HTTPResponse)
     return start, length
 
 
-def _content_range(job: _Job, partial: _Partial, header: str | None) -> tuple[int, int]:
+def _content_range(job: _Job, partial: Partial, header: str | None) -> tuple[int, int]:
     """The first and last byte of a 206 answer, checked against what was asked and the package's size."""
     match = _CONTENT_RANGE.fullmatch(header or "")
     if match is None or match[3] == "*":
@@ -444,109 +402,17 @@ def _strong_etag(etag: str | None) -> str | None:
     return None if etag is None or etag.startswith("W/") else etag
 
 
-class _Partial:
-    """The .part file and its sidecar: the bytes so far, their sha256, the ETag they are of, and fsyncs."""
-
-    def __init__(self, job: _Job, etag: str | None) -> None:
-        self._job = job
-        self._fh = job.part.open("ab")
-        # the length on disk, not a recorded one: a power cut may have cut the file back to its last fsync
-        self.size_bytes = self._fh.tell()
-        self._hash = _sha256_of(job.part, self.size_bytes)
-        self._unsynced = 0
-        self.etag = etag
-
-    @classmethod
-    def open(cls, job: _Job) -> _Partial:
-        """Open the .part to resume it when its sidecar vouches for it; otherwise start from nothing."""
-        sidecar = _read_sidecar(job.sidecar)
-        if (
-            sidecar is None
-            or sidecar.etag is None
-            or (sidecar.url, sidecar.sha256, sidecar.size_bytes) != (job.url, job.sha256, job.size_bytes)
-        ):
-            # bytes of another assignment, another server version, or of nobody knows what
-            job.part.unlink(missing_ok=True)
-            return cls(job, None)
-        partial = cls(job, sidecar.etag)
-        if partial.size_bytes > job.size_bytes:
-            partial.begin(None)
-        elif partial.size_bytes:
-            log.info("update.download_resumed", extra={"url": _safe_url(job.url), "offset": partial.size_bytes})
-        return partial
-
-    def __enter__(self) -> _Partial:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._fh.close()
-
-    def range_headers(self) -> dict[str, str]:
-        """Ask for the rest, and only if the server's file is still the version these bytes are of."""
-        if not self.size_bytes or self.etag is None:
-            return {}
-        return {"Range": f"bytes={self.size_bytes}-", "If-Range": self.etag}
-
-    def begin(self, etag: str | None) -> None:
-        """Start over for a whole body of the version ``etag``."""
-        if self.size_bytes:
-            log.info("update.download_restarted", extra={"url": _safe_url(self._job.url), "dropped": self.size_bytes})
-            # emptied (durably) before the sidecar names the new version, so they never disagree
-            self._fh.truncate(0)
-            self.sync()
-            self.size_bytes, self._hash = 0, hashlib.sha256()
-        sidecar = _Sidecar(url=self._job.url, sha256=self._job.sha256, size_bytes=self._job.size_bytes, etag=etag)
-        durable.write_atomic(self._job.sidecar, sidecar.model_dump_json().encode())
-        self.etag = etag
-
-    def append(self, data: bytes) -> None:
-        self._fh.write(data)
-        self._hash.update(data)
-        self.size_bytes += len(data)
-        self._unsynced += len(data)
-        if self._unsynced >= self._job.options.fsync_every_bytes:
-            self.sync()
-
-    def sync(self) -> None:
-        durable.fsync_file(self._fh)
-        self._unsynced = 0
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
-def _read_sidecar(path: Path) -> _Sidecar | None:
-    try:
-        return _Sidecar.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except ValidationError:
-        return None  # torn or from another agent version: its .part cannot be trusted
-
-
-def _sha256_of(path: Path, size_bytes: int) -> hashlib._Hash:
-    """The sha256 of the file's first ``size_bytes``: a resume hashes the prefix it continues."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while size_bytes and (chunk := fh.read(min(1 << 20, size_bytes))):
-            digest.update(chunk)
-            size_bytes -= len(chunk)
-    return digest
-
-
 def _is_complete(job: _Job) -> bool:
     """Whether ``dest`` already holds the package (a replay after a crash between rename and journal)."""
     try:
         if job.dest.stat().st_size != job.size_bytes:
             return False
-        return _sha256_of(job.dest, job.size_bytes).hexdigest() == job.sha256
+        return sha256_of(job.dest, job.size_bytes).hexdigest() == job.sha256
     except FileNotFoundError:
         return False
 
 
-def _check_free_space(job: _Job, partial: _Partial) -> None:
+def _check_free_space(job: _Job, partial: Partial) -> None:
     needed = job.size_bytes - partial.size_bytes
     free = shutil.disk_usage(job.part.parent).free
     if free < needed:
@@ -555,12 +421,6 @@ def _check_free_space(job: _Job, partial: _Partial) -> None:
             reason=Failure.DISK_FULL,
             hint="free space on the device (old logs, packages), then send the rollout again",
         )
-
-
-def _discard(job: _Job) -> None:
-    for path in (job.part, job.sidecar):
-        with contextlib.suppress(OSError):  # a read-only disk keeps them; cleanup_partials tries again
-            path.unlink(missing_ok=True)
 
 
 def _network_failure(job: _Job, err: Exception) -> DownloadError | _Retry:
@@ -579,7 +439,7 @@ def _network_failure(job: _Job, err: Exception) -> DownloadError | _Retry:
     return _Retry(Failure.CONNECTION, f"the connection to {_safe_url(job.url)} failed: {err!r}")
 
 
-def _slow(job: _Job, partial: _Partial) -> DownloadError:
+def _slow(job: _Job, partial: Partial) -> DownloadError:
     return DownloadError(
         f"{_safe_url(job.url)} sent {partial.size_bytes} of {job.size_bytes} bytes by the deadline",
         reason=Failure.SLOW_RETRIEVAL,
@@ -587,7 +447,7 @@ def _slow(job: _Job, partial: _Partial) -> DownloadError:
     )
 
 
-def _status_failure(job: _Job, partial: _Partial, response: http.client.HTTPResponse) -> DownloadError | _Retry:
+def _status_failure(job: _Job, partial: Partial, response: http.client.HTTPResponse) -> DownloadError | _Retry:
     status, url = response.status, _safe_url(job.url)
     if status >= 500 or status in _RETRIED_4XX:
         return _Retry(Failure.HTTP_ERROR, f"{url} answered {status} {response.reason}")

@@ -42,10 +42,10 @@ class UpdateRecord(BaseModel):
 
     rollout_id: str
     package: str = Field(description="name@version, as the command names it")
-    url: str
-    sha256: str
-    size_bytes: NonNegativeInt
-    deadline_ts: NonNegativeFloat
+    url: str = Field(default="", description="empty for a rollback, which downloads nothing")
+    sha256: str = ""
+    size_bytes: NonNegativeInt = 0
+    deadline_ts: NonNegativeFloat = 0.0
     allow_downgrade: bool = False
     step: Step = Step.ASSIGNED
     slot: Slot = Field(description="the slot being installed")

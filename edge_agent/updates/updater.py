@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_agent import failpoints
-from edge_agent.model import LoadedModel, check_profile
+from edge_agent.model import LoadedModel
 from edge_agent.settings import AgentSettings
 from edge_agent.updates.checks import REASONS, check_package
 from edge_agent.updates.download import DownloadOptions, cleanup_partials, download
@@ -79,8 +79,8 @@ class Updater:
         active slot checked again (signature and hashes) and smoke-tested; falls back to the known-good slot,
         then to the configured package. Raises EdgefleetError only when no verified model is left at all."""
         pointer = self._reconcile()
-        factory = self._factory()
-        if pointer is None or (factory is not None and factory.manifest_sha256 != pointer.factory_sha256):
+        factory_sha256 = self._factory_sha256()
+        if pointer is None or (factory_sha256 is not None and factory_sha256 != pointer.factory_sha256):
             return self._provision(pointer)
         try:
             return self._load(pointer.active)
@@ -105,26 +105,29 @@ class Updater:
             self.slots.point(pointer.model_copy(update={"active": record.previous, "good": record.previous}))
         return self.slots.pointer()
 
-    def _factory(self) -> OpenedPackage | None:
-        """The configured package, verified, or None when there is none or it does not verify (then logged)."""
+    def _factory_sha256(self) -> str | None:
+        """The manifest sha256 of the configured package, or None when there is none or it does not verify
+        (then logged: the installed slots keep running)."""
         path = self._settings.package
         if path is None:
             return None
         try:
-            verified = verify_package(path, self._trusted)
+            return verify_package(path, self._trusted).manifest_sha256
         except EdgefleetError as err:
             log.error("update.factory_refused", extra={"package": str(path), "error": err.message})
             return None
-        return OpenedPackage(verified.manifest, verified.manifest_sha256, verified.key_id, path)
 
     def _provision(self, pointer: Pointer | None) -> LoadedModel:
         """Install the configured package into a free slot and run it: the first start, or a new package in the
         agent's settings (an operator's decision on the device itself)."""
         if self._settings.package is None:
             raise ConfigError("no package to run and none installed", hint="set `package` in the agent's TOML file")
+        record = self.journal.read()
+        if record is not None and not record.finished:
+            # the slot it was installing is the one the configured package now takes
+            self._save(record, step=Step.FAILED, reason="superseded", detail="the agent's configured package changed")
         slot: Slot = "a" if pointer is None else other(pointer.active)
         opened = self.slots.stage(self._settings.package, slot, self._trusted)
-        check_profile(opened.manifest, self._settings.profile)
         model = self._host.load_package(opened, slot)
         self.slots.point(Pointer(active=slot, good=slot, factory_sha256=opened.manifest_sha256))
         log.info("update.provisioned", extra={"slot": slot, "package": _name(opened)})
@@ -447,13 +450,10 @@ class Updater:
             detail = f"slot {previous} holds {_name(opened)}, not older than the running {current.active.version}"
             self._publish(EventKind.FAILED, rollout_id, _name(opened), detail, "nothing-to-roll-back")
             return
+        # a rollback downloads nothing: the record only says which slot is left and which one runs again
         record = UpdateRecord(
             rollout_id=rollout_id,
             package=f"{current.active.name}@{current.active.version}",
-            url="",
-            sha256="0" * 64,
-            size_bytes=0,
-            deadline_ts=0,
             step=Step.SWITCHED,
             slot=pointer.active,
             previous=previous,
