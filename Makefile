@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
+# Debian packages the suite runs for real: Mosquitto (shared subscriptions) and PostgreSQL (the second database)
+DEBS := mosquitto postgresql
 
-.PHONY: setup demo test lint format bench schemas clean
+.PHONY: setup debs demo test lint format bench schemas clean
 
 setup: $(STAMP)
 
@@ -19,6 +21,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -e '.[all]' -c constraints.txt --config-settings editable_mode=compat
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# installs only what is missing (apt-get update only then); tests start their own brokers and clusters on free
+# ports, so the services the packages start are stopped and disabled: port 1883 stays free for the embedded broker
+debs:
+	@missing=$$(for deb in $(DEBS); do dpkg -s $$deb 2>/dev/null | grep -q '^Status: install ok installed' || echo $$deb; done); \
+	if [ -n "$$missing" ]; then \
+		set -e; \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		for service in $$missing; do \
+			service $$service stop >/dev/null 2>&1 || true; \
+			if [ -d /run/systemd/system ]; then systemctl disable --quiet $$service || true; fi; \
+		done; \
+	fi
 
 demo: setup
 	$(BIN)/edgefleet demo $(DEMO_ARGS)
@@ -32,7 +48,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint debs
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -6,17 +6,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 import edgefleet
 from edgefleet.signing import load_public_keys
-from fleet_server.api.routes import devices, health, models
+from fleet_server.api.routes import auth, devices, health, models, rollouts
+from fleet_server.auth import ensure_admin_token
 from fleet_server.broker import EmbeddedBroker
 from fleet_server.db import make_engine, make_session_factory, upgrade
+from fleet_server.fleet_metrics import FleetCollector
 from fleet_server.ingest import Ingest, IngestMetrics
 from fleet_server.registry import PackageRegistry, PackageStore
+from fleet_server.rollouts import CommandPublisher, RolloutEngine
 from fleet_server.runtime import Runtime
 from fleet_server.settings import ServerSettings
 
@@ -39,6 +43,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
             log.warning("registry.no_trusted_keys", extra={"setting": "EDGEFLEET_SERVER_TRUSTED_KEYS"})
         engine = make_engine(settings.resolved_database_url())
         await asyncio.to_thread(upgrade, engine)
+        await asyncio.to_thread(
+            ensure_admin_token, make_session_factory(engine), settings.resolved_admin_token_file(), datetime.now(UTC)
+        )
         broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if settings.mqtt.embedded_broker else None
         if broker is not None:
             await broker.start()
@@ -50,12 +57,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
             port=settings.mqtt.port,
             max_payload_bytes=settings.max_payload_bytes,
             queue_size=settings.ingest_queue_size,
+            share_group=settings.mqtt.share_group,
         )
         await asyncio.to_thread(ingest.start)
-        app.state.runtime = Runtime(settings, make_session_factory(engine), ingest, registry, packages)
+        commands = CommandPublisher(settings.mqtt)
+        await asyncio.to_thread(commands.start)
+        sessions = make_session_factory(engine)
+        registry.register(FleetCollector(sessions, settings.offline_after_s))
+        rollout_engine = RolloutEngine(sessions, commands, settings.resolved_public_url(), settings.rollout_tick_s)
+        rollout_engine.start()
+        app.state.runtime = Runtime(settings, sessions, ingest, registry, packages, commands)
         try:
             yield
         finally:
+            await asyncio.to_thread(rollout_engine.stop)
+            await asyncio.to_thread(commands.stop)
             await asyncio.to_thread(ingest.stop)
             if broker is not None:
                 await broker.stop()
@@ -64,5 +80,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="edgefleet fleet server", version=edgefleet.__version__, lifespan=lifespan)
     app.include_router(devices.router, prefix="/api/v1")
     app.include_router(models.router, prefix="/api/v1")
+    app.include_router(auth.router, prefix="/api/v1")
+    app.include_router(rollouts.router, prefix="/api/v1")
     app.include_router(health.router)
     return app

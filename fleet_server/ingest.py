@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,9 +32,16 @@ _KIND_OF: dict[type, TopicKind] = {
     TelemetryV1: TopicKind.TELEMETRY,
     EventV1: TopicKind.EVENTS,
 }
+# telemetry and events are inserts deduplicated on (device, seq), so any worker of a share group may take any of
+# them; a device's status changes must be applied in order, and a shared subscription gets no retained messages,
+# so every worker takes every status
+_SHARED: Final = frozenset({TopicKind.TELEMETRY, TopicKind.EVENTS})
 _BATCH = 200
-# both dialects can skip a row whose (device_id, seq) is already stored, in the same statement
-_INSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# both dialects can skip a row whose key is already stored, in the same statement
+_INSERTS: dict[str, Callable[..., sqlite.Insert | postgresql.Insert]] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
 
 
 class IngestMetrics:
@@ -57,7 +64,12 @@ class _Accepted:
 
 
 class Ingest:
-    """Subscribes to every device's status, telemetry and events, and persists them."""
+    """Subscribes to every device's status, telemetry and events, and persists them.
+
+    Workers with the same ``share_group`` split the telemetry and events between them through an MQTT shared
+    subscription (Mosquitto 2 serves it to MQTT 3.1.1 clients too); they need a database that takes concurrent
+    writers, such as PostgreSQL.
+    """
 
     def __init__(
         self,
@@ -68,14 +80,18 @@ class Ingest:
         port: int,
         max_payload_bytes: int,
         queue_size: int,
-        client_id: str = "edgefleet-ingest",
+        share_group: str | None = None,
+        client_id: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._metrics = metrics
         self._host, self._port = host, port
         self._max_payload = max_payload_bytes
+        self._share_group = share_group
         self._queue: queue.Queue[_Accepted | None] = queue.Queue(maxsize=queue_size)
         self._connected = threading.Event()
+        # a broker drops a client when another one connects with the same id: each worker needs its own
+        client_id = client_id or f"edgefleet-ingest-{secrets.token_hex(3)}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -108,7 +124,12 @@ class Ingest:
         if reason.is_failure:
             log.error("ingest.connect_refused", extra={"reason": str(reason)})
             return
-        client.subscribe([(subscription(kind), 1) for kind in _KIND_OF.values()])
+        client.subscribe(
+            [
+                (subscription(kind, share_group=self._share_group if kind in _SHARED else None), 1)
+                for kind in _KIND_OF.values()
+            ]
+        )
         self._connected.set()
         log.info("ingest.connected", extra={"host": self._host, "port": self._port})
 
@@ -163,6 +184,9 @@ class Ingest:
                 self._store(batch)
 
     def _store(self, batch: list[_Accepted]) -> None:
+        # workers sharing the load then lock device rows in one order and cannot deadlock; the sort is stable,
+        # so each device's messages keep their arrival order
+        batch.sort(key=lambda accepted: accepted.message.device_id)
         try:
             with self._sessions.begin() as session:
                 for accepted in batch:
@@ -196,7 +220,6 @@ class Ingest:
 
     def _store_telemetry(self, session: Session, t: TelemetryV1, at: datetime) -> None:
         _device(session, t.device_id, at)
-        session.flush()
         row = {
             "device_id": t.device_id,
             "seq": t.seq,
@@ -216,7 +239,6 @@ class Ingest:
 
     def _store_event(self, session: Session, e: EventV1, at: datetime) -> None:
         _device(session, e.device_id, at)
-        session.flush()
         row = {
             "device_id": e.device_id,
             "seq": e.seq,
@@ -232,21 +254,24 @@ class Ingest:
     def _insert_once(
         self, session: Session, table: type[Telemetry] | type[Event], row: dict[str, object], kind: str
     ) -> None:
-        insert = _INSERTS[session.get_bind().dialect.name]
-        statement = insert(table).values(**row).on_conflict_do_nothing(index_elements=["device_id", "seq"])
-        result = cast(CursorResult[Any], session.execute(statement))
-        if result.rowcount == 0:
+        statement = _insert(session, table).values(**row).on_conflict_do_nothing(index_elements=["device_id", "seq"])
+        # a skipped row returns nothing; rowcount cannot tell: SQLAlchemy reports -1 for this statement on PostgreSQL
+        if session.execute(statement.returning(table.id)).first() is None:
             self._metrics.duplicates.inc()
         else:
             self._metrics.received.labels(kind=kind).inc()
 
 
+def _insert(session: Session, table: type[Device] | type[Telemetry] | type[Event]) -> sqlite.Insert | postgresql.Insert:
+    return _INSERTS[session.get_bind().dialect.name](table)
+
+
 def _device(session: Session, device_id: str, now: datetime) -> Device:
-    device = session.scalars(select(Device).where(Device.id == device_id)).one_or_none()
+    device = session.get(Device, device_id)  # from the session's identity map after a batch's first message
     if device is None:
-        device = Device(
-            id=device_id, first_seen=now, last_seen=now, state="online", profile="", agent_version="", status_seq=-1
-        )
-        session.add(device)
+        # another worker may add the same new device right now: the second insert is skipped, not an error
+        new = {"first_seen": now, "last_seen": now, "state": "online", "profile": "", "agent_version": ""}
+        session.execute(_insert(session, Device).values(id=device_id, status_seq=-1, **new).on_conflict_do_nothing())
+        device = session.get_one(Device, device_id)
     device.last_seen = now
     return device

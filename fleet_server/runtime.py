@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.ingest import Ingest
 from fleet_server.registry import PackageRegistry
+from fleet_server.rollouts.commands import CommandPublisher
 from fleet_server.settings import ServerSettings
 
 __all__ = ["Runtime"]
@@ -21,3 +22,4 @@ class Runtime:
     ingest: Ingest
     registry: CollectorRegistry
     packages: PackageRegistry
+    commands: CommandPublisher

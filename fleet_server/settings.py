@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, PositiveFloat, SecretStr
+from pydantic import BaseModel, Field, PositiveFloat, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["MqttSettings", "ServerSettings", "get_settings"]
@@ -17,6 +17,21 @@ class MqttSettings(BaseModel):
     embedded_broker: bool = Field(default=True, description="run the amqtt broker inside the server process")
     username: str | None = None
     password: SecretStr | None = None
+    share_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="ingest workers with the same group share the telemetry and events ($share/GROUP/...; Mosquitto)",
+    )
+
+    @model_validator(mode="after")
+    def _check_share_group(self) -> MqttSettings:
+        # amqtt has no shared subscriptions: it would take $share/... for a plain topic and deliver nothing
+        if self.share_group is not None and self.embedded_broker:
+            raise ValueError(
+                "share_group needs a broker with shared subscriptions, and the embedded amqtt broker has none: "
+                "set mqtt.embedded_broker=false and point mqtt.host/mqtt.port at Mosquitto (or EMQX)"
+            )
+        return self
 
 
 class ServerSettings(BaseSettings):
@@ -35,10 +50,26 @@ class ServerSettings(BaseSettings):
         description="public keys (signing.pub) that uploaded packages must be signed with; none: uploads are refused",
     )
     max_package_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="largest package upload accepted")
+    admin_token_file: Path | None = Field(
+        default=None,
+        description="where the first admin token is written (mode 0600) on first start; default: data_dir/admin.token",
+    )
+    public_url: str | None = Field(
+        default=None, description="the address devices download packages from; default: http://http_host:http_port"
+    )
+    rollout_tick_s: PositiveFloat = Field(default=1.0, description="how often running rollouts advance")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'fleet.db').resolve()}"
+
+    def resolved_public_url(self) -> str:
+        """Where devices reach this server's HTTP API."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def resolved_admin_token_file(self) -> Path:
+        """Where the server writes the first admin token (the CLI and the tests read it there)."""
+        return self.admin_token_file or self.data_dir / "admin.token"
 
     def packages_dir(self) -> Path:
         """The folder of the content-addressed package store."""

@@ -13,6 +13,7 @@ from edgefleet.cli.fleet import app as fleet_app
 from edgefleet.cli.import_model import app as import_app
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
+from edgefleet.cli.rollout import app as rollout_app
 from edgefleet.cli.schemas import schemas
 from edgefleet.cli.server import server
 from edgefleet.cli.train import app as train_app
@@ -32,6 +33,7 @@ app.add_typer(fleet_app, name="fleet")
 app.add_typer(agent_app, name="agent")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(import_app, name="import")
+app.add_typer(rollout_app, name="rollout")
 app.command()(export)
 app.command()(schemas)
 app.command()(demo)

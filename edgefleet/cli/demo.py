@@ -93,6 +93,7 @@ class _Scenario:
         handle.start()
         self.cleanup.callback(handle.stop)
         self.base_url = handle.base_url
+        self.admin_token_file = settings.resolved_admin_token_file()
         return f"API {self.base_url}/docs, MQTT broker 127.0.0.1:{self.mqtt_port} (embedded), SQLite"
 
     def devices(self) -> str:
@@ -115,18 +116,20 @@ class _Scenario:
     def telemetry(self) -> str:
         from edgefleet.package import inspect_package
 
-        devices = _wait_for_fleet(self.base_url, timeout_s=90)
+        devices = _wait_for_fleet(self.base_url, self.admin_token_file.read_text().strip(), timeout_s=90)
         _out.print(_device_table(devices, inspect_package(self.package).labels))
         return f"{len(devices)} devices online, {sum(d['inference_count'] for d in devices)} inferences reported"
 
 
-def _wait_for_fleet(base_url: str, timeout_s: float) -> list[dict[str, Any]]:
+def _wait_for_fleet(base_url: str, token: str, timeout_s: float) -> list[dict[str, Any]]:
     import httpx
 
     deadline = time.monotonic() + timeout_s
     devices: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        devices = httpx.get(f"{base_url}/api/v1/devices", timeout=5).json()
+        devices = httpx.get(
+            f"{base_url}/api/v1/devices", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        ).json()
         ready = [
             d for d in devices if d["state"] == "online" and d["inference_count"] > 0 and d["model_version"] == VERSION
         ]

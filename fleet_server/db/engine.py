@@ -1,18 +1,22 @@
-"""Engines and sessions: SQLite in WAL mode with foreign keys by default, any SQLAlchemy URL otherwise."""
+"""Engines and sessions: SQLite in WAL mode with foreign keys by default, PostgreSQL (or any SQLAlchemy URL) by URL."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["make_engine", "make_session_factory"]
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
-    if not url.startswith("sqlite"):
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection, PostgreSQL UTC."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
+        # every time the server stores is UTC; in the cluster's own time zone they would come back with its offset
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+    if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"check_same_thread": False})
 

@@ -28,6 +28,8 @@ class Device(Base):
     artifact: Mapped[str | None] = mapped_column(String(200))
     slot: Mapped[str | None] = mapped_column(String(8))
     status_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    command_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgefleet.messages import ActiveModel, LatencyStats, StatusV1, TelemetryV1
 from edgefleet.topics import TopicKind, topic
 from fleet_server import ServerHandle
+from tests.server.conftest import admin_headers
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,7 @@ def _telemetry(device_id: str, seq: int, count: int) -> str:
 
 
 def _devices(server: ServerHandle) -> dict[str, dict]:
-    return {d["id"]: d for d in httpx.get(f"{server.base_url}/api/v1/devices").json()}
+    return {d["id"]: d for d in httpx.get(f"{server.base_url}/api/v1/devices", headers=admin_headers(server)).json()}
 
 
 def _metric(server: ServerHandle, line_start: str) -> float:
@@ -116,6 +117,6 @@ def test_a_device_that_drops_off_the_network_turns_offline(server: ServerHandle)
 
 
 def test_an_unknown_device_is_a_404_with_a_reason(server: ServerHandle) -> None:
-    response = httpx.get(f"{server.base_url}/api/v1/devices/nope")
+    response = httpx.get(f"{server.base_url}/api/v1/devices/nope", headers=admin_headers(server))
     assert response.status_code == 404
     assert "no device 'nope'" in response.json()["detail"]

@@ -16,6 +16,7 @@ from fleet_server import ServerHandle
 from fleet_server.db.models import Package
 from fleet_server.registry import PackageStore
 from tests.factories import make_package
+from tests.server.conftest import admin_headers
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,9 @@ Key = tuple[Ed25519PrivateKey, Path]
 def _upload(server: ServerHandle, package: Path | bytes) -> httpx.Response:
     body = package if isinstance(package, bytes) else package.read_bytes()
     return httpx.post(
-        f"{server.base_url}/api/v1/models", content=body, headers={"Content-Type": "application/octet-stream"}
+        f"{server.base_url}/api/v1/models",
+        content=body,
+        headers={"Content-Type": "application/octet-stream", **admin_headers(server)},
     )
 
 
@@ -37,7 +40,7 @@ def _package(tmp_path: Path, key: Key, version: str = "1.0.0", files: dict[str, 
 
 
 def _download(server: ServerHandle, sha256: str, **headers: str) -> httpx.Response:
-    return httpx.get(f"{server.base_url}/api/v1/packages/{sha256}", headers=headers)
+    return httpx.get(f"{server.base_url}/api/v1/packages/{sha256}", headers=headers | admin_headers(server))
 
 
 def _rows(server: ServerHandle) -> int:
@@ -74,9 +77,12 @@ def test_an_upload_is_verified_recorded_listed_and_shows_its_manifest(
     assert stored.read_bytes() == data
     assert not list((registry_server.settings.data_dir / "packages" / "incoming").iterdir())
 
-    models = httpx.get(f"{registry_server.base_url}/api/v1/models").json()
+    models = httpx.get(f"{registry_server.base_url}/api/v1/models", headers=admin_headers(registry_server)).json()
     assert [(m["name"], [v["version"] for v in m["versions"]]) for m in models] == [("pump-vibration", ["1.2.0"])]
-    detail = httpx.get(f"{registry_server.base_url}/api/v1/models/pump-vibration/versions/1.2.0").json()
+    detail = httpx.get(
+        f"{registry_server.base_url}/api/v1/models/pump-vibration/versions/1.2.0",
+        headers=admin_headers(registry_server),
+    ).json()
     assert detail["sha256"] == sha256
     assert detail["manifest"]["schema"] == "ef.manifest.v1"
     assert [a["path"] for a in detail["manifest"]["artifacts"]] == ["model.onnx", "extra/model-int8.onnx"]
@@ -87,7 +93,7 @@ def test_versions_are_listed_newest_first_by_semver(
 ) -> None:
     for version in ("1.2.0", "1.10.0", "1.10.0-rc.1", "1.9.0"):
         assert _upload(registry_server, _package(tmp_path, signing_key, version)).status_code == 201
-    [model] = httpx.get(f"{registry_server.base_url}/api/v1/models").json()
+    [model] = httpx.get(f"{registry_server.base_url}/api/v1/models", headers=admin_headers(registry_server)).json()
     assert [v["version"] for v in model["versions"]] == ["1.10.0", "1.10.0-rc.1", "1.9.0", "1.2.0"]
 
 
@@ -158,16 +164,19 @@ def test_a_body_that_is_not_a_package_is_refused(registry_server: ServerHandle) 
 
 def test_an_oversized_body_is_a_413_whether_declared_or_streamed(registry_server: ServerHandle) -> None:
     url = f"{registry_server.base_url}/api/v1/models"
-    declared = httpx.post(url, content=b"x" * (100 * 1024))
+    declared = httpx.post(url, content=b"x" * (100 * 1024), headers=admin_headers(registry_server))
     assert declared.status_code == 413
     assert "EDGEFLEET_SERVER_MAX_PACKAGE_BYTES" in declared.json()["detail"]
-    streamed = httpx.post(url, content=iter([b"x" * 16 * 1024] * 6))  # chunked: no Content-Length
+    chunked = iter([b"x" * 16 * 1024] * 6)  # no Content-Length
+    streamed = httpx.post(url, content=chunked, headers=admin_headers(registry_server))
     assert streamed.status_code == 413
     assert not list((registry_server.settings.data_dir / "packages" / "incoming").iterdir())
 
 
 def test_a_form_upload_is_a_415_that_says_how_to_send_the_file(registry_server: ServerHandle) -> None:
-    response = httpx.post(f"{registry_server.base_url}/api/v1/models", files={"file": b"x"})
+    response = httpx.post(
+        f"{registry_server.base_url}/api/v1/models", files={"file": b"x"}, headers=admin_headers(registry_server)
+    )
     assert response.status_code == 415
     assert "application/octet-stream" in response.json()["detail"]
 
@@ -190,7 +199,7 @@ def test_the_download_is_the_uploaded_file_with_a_strong_etag(
     assert response.headers["etag"] == f'"{sha256}"'
     assert response.headers["accept-ranges"] == "bytes"
     assert 'filename="pump-vibration-1.0.0.efpkg"' in response.headers["content-disposition"]
-    head = httpx.head(f"{registry_server.base_url}/api/v1/packages/{sha256}")
+    head = httpx.head(f"{registry_server.base_url}/api/v1/packages/{sha256}", headers=admin_headers(registry_server))
     assert head.status_code == 200
     assert head.headers["content-length"] == str(len(data))
     assert head.headers["etag"] == f'"{sha256}"'
@@ -228,7 +237,10 @@ def test_if_none_match_with_the_etag_is_a_304(registry_server: ServerHandle, upl
 def test_an_unknown_package_is_a_404(registry_server: ServerHandle) -> None:
     assert _download(registry_server, "0" * 64).status_code == 404
     assert _download(registry_server, "not-a-hash").status_code == 422
-    missing = httpx.get(f"{registry_server.base_url}/api/v1/models/pump-vibration/versions/9.9.9")
+    missing = httpx.get(
+        f"{registry_server.base_url}/api/v1/models/pump-vibration/versions/9.9.9",
+        headers=admin_headers(registry_server),
+    )
     assert missing.status_code == 404
     assert "pump-vibration@9.9.9" in missing.json()["detail"]
 
@@ -242,7 +254,7 @@ def test_the_store_survives_a_server_restart(registry_server: ServerHandle, uplo
         response = _download(restarted, sha256)
         assert response.status_code == 200
         assert response.content == data
-        [model] = httpx.get(f"{restarted.base_url}/api/v1/models").json()
+        [model] = httpx.get(f"{restarted.base_url}/api/v1/models", headers=admin_headers(restarted)).json()
         assert model["versions"][0]["sha256"] == sha256
     finally:
         restarted.stop()

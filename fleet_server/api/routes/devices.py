@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import Row, Select, func, select
 
-from fleet_server.api.deps import RuntimeDep, SessionDep
+from fleet_server.api.deps import RuntimeDep, SessionDep, require, require_own_device_or
+from fleet_server.auth import Role
 from fleet_server.db.models import Device, Telemetry
 
 __all__ = ["DeviceOut", "get_device", "list_devices", "router"]
@@ -83,14 +84,14 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@router.get("/devices")
+@router.get("/devices", dependencies=[Depends(require(Role.VIEWER))])
 def list_devices(session: SessionDep, runtime: RuntimeDep) -> list[DeviceOut]:
     """Every device the server has heard from."""
     offline_after = timedelta(seconds=runtime.settings.offline_after_s)
     return [_out(row, offline_after) for row in session.execute(_query()).all()]
 
 
-@router.get("/devices/{device_id}")
+@router.get("/devices/{device_id}", dependencies=[Depends(require_own_device_or(Role.VIEWER))])
 def get_device(device_id: str, session: SessionDep, runtime: RuntimeDep) -> DeviceOut:
     """One device; 404 when the server has never heard from it."""
     row = session.execute(_query().where(Device.id == device_id)).one_or_none()

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from edgefleet.errors import EdgefleetError, PackageError
 from edgefleet.manifest import Manifest
-from fleet_server.api.deps import RuntimeDep, SessionDep
+from fleet_server.api.deps import RuntimeDep, SessionDep, require
+from fleet_server.auth import Role
 from fleet_server.db.models import Package
 from fleet_server.registry import NoTrustedKeys, Received, VersionTaken
 
@@ -141,7 +142,13 @@ _RAW_BODY: Final = {
 }
 
 
-@router.post("/models", status_code=201, responses=_UPLOAD_ERRORS, openapi_extra=_RAW_BODY)
+@router.post(
+    "/models",
+    status_code=201,
+    responses=_UPLOAD_ERRORS,
+    openapi_extra=_RAW_BODY,
+    dependencies=[Depends(require(Role.OPERATOR))],
+)
 def upload_package(received: ReceivedDep, session: SessionDep, runtime: RuntimeDep, response: Response) -> PackageOut:
     """Verify a signed package against the server's trusted keys and add it to the registry."""
     with _as_http():
@@ -151,7 +158,7 @@ def upload_package(received: ReceivedDep, session: SessionDep, runtime: RuntimeD
     return _out(admitted.package)
 
 
-@router.get("/models")
+@router.get("/models", dependencies=[Depends(require(Role.VIEWER))])
 def list_models(session: SessionDep, runtime: RuntimeDep) -> list[ModelOut]:
     """Every model in the registry, with its versions newest first."""
     return [
@@ -159,7 +166,11 @@ def list_models(session: SessionDep, runtime: RuntimeDep) -> list[ModelOut]:
     ]
 
 
-@router.get("/models/{name}/versions/{version}", responses={404: {"model": ErrorOut}})
+@router.get(
+    "/models/{name}/versions/{version}",
+    responses={404: {"model": ErrorOut}},
+    dependencies=[Depends(require(Role.VIEWER))],
+)
 def get_version(name: str, version: str, session: SessionDep, runtime: RuntimeDep) -> PackageDetail:
     """One package's record and its manifest; 404 when that name@version was never uploaded."""
     package = runtime.packages.by_version(session, name, version)
@@ -176,8 +187,14 @@ _DOWNLOAD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-@router.get("/packages/{sha256}", response_class=FileResponse, responses=_DOWNLOAD_RESPONSES)
-@router.head("/packages/{sha256}", response_class=FileResponse, responses=_DOWNLOAD_RESPONSES)
+# devices download with their own token; any package, as rollouts may assign any (and it is signed, not secret)
+_DOWNLOADERS: Final = [Depends(require(Role.VIEWER, Role.DEVICE))]
+
+
+@router.get("/packages/{sha256}", response_class=FileResponse, responses=_DOWNLOAD_RESPONSES, dependencies=_DOWNLOADERS)
+@router.head(
+    "/packages/{sha256}", response_class=FileResponse, responses=_DOWNLOAD_RESPONSES, dependencies=_DOWNLOADERS
+)
 def download_package(
     sha256: Annotated[str, _SHA256_PATH],
     session: SessionDep,
