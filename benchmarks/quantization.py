@@ -43,7 +43,7 @@ def _rows(model: str, run_dir: Path, export_dir: Path, report: ExportReport) -> 
             a = by_kind[fmt, precision]
             rows.append(
                 f"| {model} | {fmt} {precision} | {a.size_bytes:,} B / {base.size_bytes:,} B = "
-                f"**{a.size_bytes / base.size_bytes:.2f}** | {latency[precision]:.4f} / {latency[Precision.FP32]:.4f} ms "
+                f"**{a.size_bytes / base.size_bytes:.3f}** | {latency[precision]:.4f} / {latency[Precision.FP32]:.4f} ms "
                 f"= **{latency[precision] / latency[Precision.FP32]:.2f}** | {report.float_accuracy:.4f} → "
                 f"{a.accuracy:.4f} (**{100 * a.accuracy_drop:+.2f}** pt) | {'passed' if a.passed else 'FAILED'} |"
             )

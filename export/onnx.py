@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgefleet.errors import UnsupportedModelError
+from train.models import fold_batch_norms
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "RUL_OUTPUT_NAME", "export_onnx", "shorten_names"]
 
@@ -20,8 +21,12 @@ RUL_OUTPUT_NAME = "rul"
 def export_onnx(
     model: nn.Module, sample: torch.Tensor, out: Path, output_names: tuple[str, ...] = (OUTPUT_NAME,)
 ) -> Path:
-    """Write ``model`` as a single-file ONNX model; raises UnsupportedModelError when the exporter fails."""
-    model.eval()
+    """Write ``model`` (BatchNorm folded, eval mode) as a single-file ONNX model.
+
+    Raises UnsupportedModelError when the exporter fails.
+    """
+    # the exporter folds BatchNorm itself; folding here too keeps the ONNX and TFLite graphs alike
+    model = fold_batch_norms(model)
     batch = torch.export.Dim("batch", min=1, max=1024)
     try:
         with warnings.catch_warnings():

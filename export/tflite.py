@@ -23,6 +23,7 @@ from torch import nn
 
 from edgefleet.errors import InputError, UnsupportedModelError
 from edgefleet.manifest import Precision
+from train.models import fold_batch_norms
 
 __all__ = ["export_tflite", "quantize_tflite"]
 
@@ -70,11 +71,12 @@ def _quiet() -> Iterator[None]:
 def export_tflite(
     model: nn.Module, sample: torch.Tensor, out: Path, input_name: str, output_names: tuple[str, ...]
 ) -> Path:
-    """Write ``model`` (eval mode) as an fp32 ``.tflite`` for inputs shaped like ``sample`` (batch 1).
+    """Write ``model`` (BatchNorm folded, eval mode) as an fp32 ``.tflite`` for inputs shaped like ``sample`` (batch 1).
 
     Raises UnsupportedModelError when the converter fails, naming what it could not take.
     """
-    model.eval()
+    # litert-torch keeps a BatchNorm1d as MUL and ADD, and with them the transposes around each Conv1d
+    model = fold_batch_norms(model)
     try:
         with _quiet():
             import litert_torch
@@ -104,7 +106,7 @@ def quantize_tflite(
     if precision is Precision.INT8 and len(calibration) == 0:
         raise InputError("the calibration set is empty", hint="int8 needs representative inputs: train with more data")
     with _quiet():
-        from ai_edge_quantizer import quantizer, recipe
+        from ai_edge_quantizer import quantizer
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.qtyping import TFLOperationName
 
@@ -118,13 +120,37 @@ def quantize_tflite(
             )
             result = q.quantize()
         else:
-            static = recipe.static_wi8_ai8()
+            static = _static_int8_recipe()
             q.load_quantization_recipe(static)
             samples = [{input_name: calibration[i : i + 1]} for i in range(len(calibration))]
             result = q.quantize(_calibrate_min_max(fp32_model, static, samples))
         result.export_model(str(out), overwrite=True)
         _shorten_tensor_names(out)
     return out
+
+
+def _static_int8_recipe() -> Any:
+    """int8 weights and activations; a weight scale per channel only in depthwise convolutions.
+
+    A depthwise filter's channels never mix, so their ranges differ widely and need their own scales; a
+    convolution's or a fully-connected layer's weights share one scale at no cost in accuracy on the
+    reference models, and each of their channels would otherwise carry a float32 scale for its weights
+    and one for its int32 bias (0.32 → 0.30 of fp32 on the image CNN, 0.31 → 0.29 on the sensor CNN).
+    """
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.qtyping import QuantGranularity, TFLOperationName
+
+    manager = recipe_manager.RecipeManager()
+    manager.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
+    for operation in (TFLOperationName.CONV_2D, TFLOperationName.FULLY_CONNECTED):
+        manager.add_static_config(
+            ".*",
+            operation,
+            activation_num_bits=8,
+            weight_num_bits=8,
+            weight_granularity=QuantGranularity.TENSORWISE,
+        )
+    return manager.get_quantization_recipe()
 
 
 def _calibrate_min_max(fp32_model: Path, static_recipe: Any, samples: list[dict[str, Any]]) -> Any:
