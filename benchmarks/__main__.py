@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import agent, foundation, quantization, training, updates
+from benchmarks import agent, foundation, quantization, server, training, updates
 from benchmarks.machine import describe_machine
 
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -24,6 +24,7 @@ def main() -> None:
         ("quantization", quantization.run),
         ("agent", agent.run),
         ("updates", updates.run),
+        ("server", server.run),
     ):
         with console.status(f"benchmark: {name}"):
             sections.append(bench())

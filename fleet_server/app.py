@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import DataError
 
 import edgefleet
 from edgefleet.signing import load_public_keys
-from fleet_server.api.routes import auth, devices, health, models, rollouts
+from fleet_server.api.routes import auth, cohorts, devices, health, models, rollouts
 from fleet_server.auth import ensure_admin_token
 from fleet_server.broker import EmbeddedBroker
 from fleet_server.db import make_engine, make_session_factory, upgrade
@@ -78,9 +80,24 @@ def create_app(settings: ServerSettings) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="edgefleet fleet server", version=edgefleet.__version__, lifespan=lifespan)
+    app.add_exception_handler(DataError, _unstorable_value)
     app.include_router(devices.router, prefix="/api/v1")
     app.include_router(models.router, prefix="/api/v1")
     app.include_router(auth.router, prefix="/api/v1")
     app.include_router(rollouts.router, prefix="/api/v1")
+    app.include_router(cohorts.router, prefix="/api/v1")
     app.include_router(health.router)
     return app
+
+
+async def _unstorable_value(_request: Request, err: Exception) -> JSONResponse:
+    # the database refuses a value no validation rule names, such as a NUL character on PostgreSQL: that is the
+    # client's input, not a server error, whatever route it came through
+    log.info("api.unstorable_value", extra={"error": str(err).splitlines()[0][:200]})
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": "a value in the request cannot be stored or looked up (remove control characters "
+            "such as NUL from it)"
+        },
+    )

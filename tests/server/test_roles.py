@@ -44,6 +44,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/rollouts/{rollout_id}/pause"): frozenset({A, OP}),
     ("POST", "/api/v1/rollouts/{rollout_id}/resume"): frozenset({A, OP}),
     ("POST", "/api/v1/rollouts/{rollout_id}/abort"): frozenset({A, OP}),
+    ("GET", "/api/v1/cohorts"): PEOPLE,
 }
 DEVICE_ID = "walker-1"
 # path parameters filled so that a route lets the request through to its own checks (then 404 or 422 at most)
