@@ -8,7 +8,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import paho.mqtt.client as mqtt
@@ -38,6 +38,7 @@ _KIND_OF: dict[type, TopicKind] = {
 # so every worker takes every status
 _SHARED: Final = frozenset({TopicKind.TELEMETRY, TopicKind.EVENTS})
 _BATCH = 200
+_LAST_SEEN_STEP: Final = timedelta(seconds=2)
 # both dialects can skip a row whose key is already stored, in the same statement
 _INSERTS: dict[str, Callable[..., sqlite.Insert | postgresql.Insert]] = {
     "sqlite": sqlite.insert,
@@ -287,7 +288,7 @@ def _insert(session: Session, table: type[Device] | FromClause) -> sqlite.Insert
 
 
 def _devices(session: Session, batch: list[_Accepted]) -> dict[str, Device]:
-    """The batch's devices by id, created when new, each seen at its last message of the batch."""
+    """The batch's devices by id, created when new, each seen (to within ``_LAST_SEEN_STEP``) at its last message."""
     last_seen = {a.message.device_id: a.received_at for a in batch}
     found = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(last_seen)))}
     missing = sorted(set(last_seen) - set(found))
@@ -308,5 +309,10 @@ def _devices(session: Session, batch: list[_Accepted]) -> dict[str, Device]:
         session.execute(_insert(session, Device).values(new).on_conflict_do_nothing())
         found |= {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(missing)))}
     for device_id, at in last_seen.items():
-        found[device_id].last_seen = at
+        device = found[device_id]
+        seen = device.last_seen if device.last_seen.tzinfo is not None else device.last_seen.replace(tzinfo=UTC)
+        # written at most every few seconds: a device sending every interval would otherwise cost one row update
+        # per batch, and "online" is judged in tens of seconds
+        if at - seen >= _LAST_SEEN_STEP:
+            device.last_seen = at
     return found
