@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edgefleet.messages import EventV1, StatusV1, TelemetryV1, parse_message
 from edgefleet.topics import TopicKind, parse_topic, subscription
+from fleet_server.db.engine import EncodedJson
 from fleet_server.db.models import Device, Event, Telemetry
 
 __all__ = ["Ingest", "IngestMetrics"]
@@ -63,6 +64,7 @@ class IngestMetrics:
 class _Accepted:
     message: StatusV1 | TelemetryV1 | EventV1
     received_at: datetime
+    payload: bytes  # as the device sent it, already validated into ``message``
 
 
 class Ingest:
@@ -167,7 +169,7 @@ class Ingest:
         if b"\\u0000" in msg.payload and _has_nul(message.model_dump()):
             return "nul_character"
         try:
-            self._queue.put_nowait(_Accepted(message, datetime.now(UTC)))
+            self._queue.put_nowait(_Accepted(message, datetime.now(UTC), bytes(msg.payload)))
         except queue.Full:
             return "queue_full"
         return None
@@ -202,7 +204,9 @@ class Ingest:
                     if isinstance(accepted.message, StatusV1):
                         self._store_status(devices[accepted.message.device_id], accepted.message)
                 telemetry = [
-                    _telemetry_row(a.message, a.received_at) for a in batch if isinstance(a.message, TelemetryV1)
+                    _telemetry_row(a.message, a.received_at, a.payload)
+                    for a in batch
+                    if isinstance(a.message, TelemetryV1)
                 ]
                 events = [_event_row(a.message, a.received_at) for a in batch if isinstance(a.message, EventV1)]
                 self._insert_once(session, Telemetry, telemetry, "telemetry")
@@ -242,7 +246,7 @@ class Ingest:
         self._metrics.duplicates.inc(len(rows) - stored)
 
 
-def _telemetry_row(t: TelemetryV1, at: datetime) -> dict[str, object]:
+def _telemetry_row(t: TelemetryV1, at: datetime, payload: bytes) -> dict[str, object]:
     return {
         "device_id": t.device_id,
         "seq": t.seq,
@@ -256,7 +260,7 @@ def _telemetry_row(t: TelemetryV1, at: datetime) -> dict[str, object]:
         "latency_p50_ms": t.latency.p50_ms if t.latency else None,
         "latency_p95_ms": t.latency.p95_ms if t.latency else None,
         "latency_max_ms": t.latency.max_ms if t.latency else None,
-        "payload": t.model_dump(mode="json", by_alias=True),
+        "payload": EncodedJson(payload.decode()),
     }
 
 
