@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
-# Debian packages the suite runs for real: Mosquitto (shared subscriptions) and PostgreSQL (the second database)
-DEBS := mosquitto postgresql
+# Debian packages the suite runs for real: Mosquitto (shared subscriptions), PostgreSQL (the second database),
+# Chromium (the dashboard's browser tests) and qemu-user-static (the agent on ARM64)
+DEBS := mosquitto postgresql chromium qemu-user-static
 
 .PHONY: setup debs demo test lint format bench schemas clean
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import agent, foundation, quantization, server, training, updates
+from benchmarks import agent, drift, fleet, foundation, fuzz, quantization, server, training, updates
 from benchmarks.machine import describe_machine
 
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -25,6 +25,9 @@ def main() -> None:
         ("agent", agent.run),
         ("updates", updates.run),
         ("server", server.run),
+        ("drift", drift.run),
+        ("fuzz", fuzz.run),
+        ("fleet", fleet.run),
     ):
         with console.status(f"benchmark: {name}"):
             sections.append(bench())

@@ -18,14 +18,17 @@ from edge_agent.feeder import Feeder
 from edge_agent.model import LoadedModel, check_profile, load_model
 from edge_agent.mqtt import Link
 from edge_agent.outbox import Outbox
+from edge_agent.reservoir import Picker, Reservoir, true_label
+from edge_agent.sample_upload import SampleUploader
 from edge_agent.sequence import Sequences
 from edge_agent.settings import AgentSettings
 from edge_agent.sources import Source, open_source
+from edge_agent.sources.settings import SimulatedSourceSettings
 from edge_agent.system import SystemProbe
 from edge_agent.telemetry import IntervalAggregator, Prediction, ReportContext
 from edge_agent.updates import HealthWindow, Slot, Updater, Vitals
 from edgefleet.errors import AgentError, EdgefleetError
-from edgefleet.messages import AssignCommand, ConfigureCommand, EventKind, RollbackCommand
+from edgefleet.messages import AssignCommand, ConfigureCommand, EventKind, RollbackCommand, UploadSamplesCommand
 from edgefleet.package import OpenedPackage
 from edgefleet.preprocess import InputPreparer
 from edgefleet.signing import load_public_keys
@@ -66,6 +69,17 @@ class Agent:
         self._switch_lock = threading.Lock()
         self._serving = False
         self._pending: tuple[LoadedModel, HealthWindow | None] | None = None
+        # drifted and low-confidence inputs the server can pull for retraining
+        self.reservoir = Reservoir(settings.data_dir / "reservoir", settings.reservoir)
+        self._picker: Picker | None = None
+        self._reservoir_failing = False
+        token = settings.updates.auth_token.get_secret_value() if settings.updates.auth_token is not None else None
+        self._uploader = SampleUploader(
+            self.reservoir,
+            token,
+            lambda detail: self.link.publish_event(EventKind.ERROR, package=None, detail=detail),
+            settings.device_id,
+        )
 
     @property
     def model(self) -> LoadedModel:
@@ -84,7 +98,7 @@ class Agent:
     def load_package(self, opened: OpenedPackage, slot: Slot) -> LoadedModel:
         """Load an installed package with the real runtime, smoke-tested, as this device will serve it."""
         check_profile(opened.manifest, self.settings.profile)
-        model = load_model(opened, self.settings.threads, slot)
+        model = load_model(opened, self.settings.threads, slot, self.settings.runtimes)
         if self._wrap_backend is not None:
             model = LoadedModel(model.manifest, model.artifact, self._wrap_backend(model.backend), model.active)
         return model
@@ -110,6 +124,7 @@ class Agent:
     def _install(self, model: LoadedModel, window: HealthWindow | None) -> None:
         self._model = model
         self._prepare = InputPreparer(model.manifest.preprocessing)
+        self._picker = self._new_picker(model)
         self.vitals.restart(window)
         self.link.set_model(model.active)
 
@@ -146,8 +161,8 @@ class Agent:
         if prepare is None:
             raise AgentError("the agent has no model loaded", hint="call load() or start() first")
         started = time.perf_counter()
-        # one input goes into the preparer's reused buffer, which stays bound to the runtime between calls
-        batch = prepare.single(inputs[0]) if len(inputs) == 1 else prepare(np.stack(inputs))
+        # the inputs go into the preparer's reused buffer for their count, which stays bound to the runtime
+        batch = prepare.many(inputs)
         feed, output = model.manifest.inputs[0].name, model.manifest.outputs[0].name
         if len(batch) == 1 or model.manifest.inputs[0].shape[0] is None:
             rows = model.backend.run({feed: batch})[output]
@@ -222,6 +237,8 @@ class Agent:
                 if command.telemetry_interval_s is not None:
                     self._interval_s = command.telemetry_interval_s
                     log.info("agent.configured", extra={"telemetry_interval_s": self._interval_s})
+            elif isinstance(command, UploadSamplesCommand):
+                self._uploader.submit(command)
             elif self.updater is not None and isinstance(command, AssignCommand | RollbackCommand):
                 self.updater.submit(command)
 
@@ -254,8 +271,11 @@ class Agent:
             log.warning("agent.inference_failed", extra={"device": self.settings.device_id, "error": err.message})
             return
         self.vitals.record(len(predictions), 0, predictions[0].latency_ms)
+        picker = self._picker
         for item, prediction in zip(batch, predictions, strict=True):
             aggregator.add(item, prediction)
+            if picker is not None:
+                picker.offer(item, prediction)
 
     def stop(self) -> None:
         """Ask ``run`` to report its interval and return; safe from any thread and from signal handlers."""
@@ -266,9 +286,36 @@ class Agent:
         offline and disconnect."""
         if self.updater is not None:
             self.updater.stop()
+        self._uploader.join(timeout_s=10.0)
         self.link.close()
 
+    def _new_picker(self, model: LoadedModel) -> Picker | None:
+        if not self.settings.reservoir.enabled:
+            return None
+        labels = model.manifest.labels
+        self.reservoir.label_names = list(labels)
+        # a simulated source knows the fault it simulates: its samples carry the true label, so CI closes the loop
+        source = self.settings.source
+        fault = source.fault if isinstance(source, SimulatedSourceSettings) else None
+        return Picker(model.manifest, self.settings.reservoir, self.reservoir, true_label(fault, labels))
+
+    def _keep_samples(self) -> None:
+        """Check the inputs waiting for the reference range, and write the interval's picks to disk."""
+        if self._picker is not None:
+            self._picker.check_pending()
+        try:
+            self.reservoir.flush()
+        except OSError as err:
+            if not self._reservoir_failing:  # once, not every interval the disk stays full
+                detail = f"samples for retraining cannot be kept: the disk is full or unwritable ({err})"
+                self.link.publish_event(EventKind.ERROR, package=None, detail=detail)
+                log.warning("agent.reservoir_unwritable", extra={"device": self.settings.device_id, "error": str(err)})
+            self._reservoir_failing = True
+            return
+        self._reservoir_failing = False
+
     def _report(self, aggregator: IntervalAggregator, context: ReportContext, interval_s: float) -> None:
+        self._keep_samples()
         message = aggregator.message(
             context,
             seq=self.link.next_seq(TopicKind.TELEMETRY),

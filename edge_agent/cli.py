@@ -26,10 +26,11 @@ def run(
 ) -> None:
     """Run the configured package on the input source and report over MQTT until SIGTERM or Ctrl-C."""
     from edge_agent import Agent, load_settings
+    from edge_agent.enroll import with_credentials
     from edgefleet.logs import configure
 
     configure()
-    agent = Agent(load_settings(config))
+    agent = Agent(with_credentials(load_settings(config)))
     # SIGTERM (systemd, docker stop) finishes the interval, sends what the outbox holds and says offline, like
     # Ctrl-C; installed before start, so a SIGTERM while connecting does not kill the agent mid-way either
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())

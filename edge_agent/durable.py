@@ -57,11 +57,16 @@ def rename_atomic(src: Path, dst: Path) -> None:
         _note("rename", os.path.abspath(src), os.path.abspath(dst))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: after a crash it holds the old bytes or all the new ones, never a mix."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data``: after a crash it holds the old bytes or all the new ones, never a mix.
+
+    ``mode`` as for ``os.open`` (the umask applies): 0o600 keeps a secret from other users from the first byte.
+    """
     tmp = path.with_name(path.name + TEMP_SUFFIX)
     try:
-        with tmp.open("wb") as fh:
+        tmp.unlink(missing_ok=True)  # a leftover temp file would keep its own, maybe wider, mode
+        # through open() with an opener, so the file keeps its path as its name (the power-cut log records it)
+        with open(tmp, "xb", opener=lambda name, flags: os.open(name, flags, mode)) as fh:
             fh.write(data)
             fsync_file(fh)
         rename_atomic(tmp, path)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from edge_agent.backends import Backend, choose_artifact, load_backend
+from edge_agent.backends import DEFAULT_RUNTIMES, Backend, choose_artifact, installed_formats, load_backend
 from edge_agent.smoke import smoke_test
 from edgefleet.errors import AgentError
 from edgefleet.manifest import Artifact, Manifest
 from edgefleet.messages import ActiveModel
 from edgefleet.package import OpenedPackage
+from edgefleet.profile import RuntimeName
 
 __all__ = ["LoadedModel", "check_profile", "load_model"]
 
@@ -49,14 +51,24 @@ def _check_names(manifest: Manifest, artifact: Artifact, backend: Backend) -> No
         )
 
 
-def load_model(opened: OpenedPackage, threads: int, slot: Literal["a", "b"] = "a") -> LoadedModel:
-    """Pick the artifact, load it and pass the smoke test; raises AgentError when none can run here."""
-    artifact = choose_artifact(opened.manifest)
+def load_model(
+    opened: OpenedPackage,
+    threads: int,
+    slot: Literal["a", "b"] = "a",
+    runtimes: Sequence[RuntimeName] = DEFAULT_RUNTIMES,
+) -> LoadedModel:
+    """Pick the artifact the device's ``runtimes`` (its profile's, best first) run best, load it and pass the
+    smoke test; raises AgentError when none can run here."""
+    formats = installed_formats(runtimes)
+    artifact = choose_artifact(opened.manifest, formats)
     if artifact is None:
         kinds = ", ".join(f"{a.format} {a.precision}" for a in opened.manifest.artifacts)
+        usable = ", ".join(formats) or "none of them is installed"
         raise AgentError(
-            f"this agent runs none of the package's artifacts ({kinds})",
-            hint="export the model to ONNX, or update the agent",
+            f"this device runs none of the package's artifacts ({kinds}); its runtimes {', '.join(runtimes)} "
+            f"take: {usable}",
+            hint="export the model for one of the device's runtimes, or install one (pip install 'edgefleet[agent]' "
+            "for onnxruntime, 'edgefleet[tflite]' for LiteRT)",
         )
     backend = load_backend(artifact, opened.artifact_path(artifact), threads)
     _check_names(opened.manifest, artifact, backend)

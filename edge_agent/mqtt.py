@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 # outbox messages handed to paho and not yet acknowledged: enough to keep a link busy, few enough that
 # paho's memory never holds more than a handful (everything else waits on disk)
 INFLIGHT_WINDOW: Final = 16
-# the sender also wakes this often with nothing to do, so a missed wake-up costs at most this delay
-_IDLE_S: Final = 0.5
+# the sender also wakes this often with nothing to do, so a missed wake-up (a publish paho refused, a disk
+# error) costs at most this delay; every real event wakes it at once. Short, it costs an idle fleet dearly:
+# two SQLite queries per device per wake-up
+_IDLE_S: Final = 5.0
 
 
 @dataclass(slots=True)

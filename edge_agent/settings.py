@@ -7,11 +7,21 @@ from pathlib import Path
 from pydantic import BaseModel, Field, PositiveFloat, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from edge_agent.backends import DEFAULT_RUNTIMES
 from edge_agent.sources.settings import SimulatedSourceSettings, SourceSettings
 from edgefleet.errors import ConfigError
 from edgefleet.ids import DeviceId
+from edgefleet.profile import RuntimeName
 
-__all__ = ["AgentSettings", "BrokerSettings", "SimulatedSourceSettings", "UpdateSettings", "load_settings"]
+__all__ = [
+    "AgentSettings",
+    "BrokerSettings",
+    "EnrollmentSettings",
+    "ReservoirSettings",
+    "SimulatedSourceSettings",
+    "UpdateSettings",
+    "load_settings",
+]
 
 
 class BrokerSettings(BaseModel):
@@ -77,6 +87,27 @@ class UpdateSettings(BaseModel):
     auth_token: SecretStr | None = Field(default=None, description="bearer token the package server wants")
 
 
+class ReservoirSettings(BaseModel):
+    """The inputs kept for retraining: low-confidence ones and those outside the reference profile's range."""
+
+    enabled: bool = True
+    min_confidence: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="an answer less sure than this keeps its input as a candidate"
+    )
+    out_of_range: bool = Field(
+        default=True, description="also keep inputs with a feature outside the range of the reference profile"
+    )
+    max_count: int = Field(default=256, ge=1, le=100_000, description="inputs kept at most")
+    max_bytes: int = Field(default=16 * 1024 * 1024, ge=4096, description="their raw size at most")
+
+
+class EnrollmentSettings(BaseModel):
+    """Where and with what a new device enrolls on its first start (edge_agent.enroll)."""
+
+    server_url: str = Field(pattern=r"^https?://", description="the fleet server, e.g. https://fleet.example.com")
+    provisioning_token: SecretStr = Field(description="from an operator (POST /api/v1/provisioning-tokens)")
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGEFLEET_AGENT_", env_nested_delimiter="__", extra="forbid")
 
@@ -88,6 +119,12 @@ class AgentSettings(BaseSettings):
     trusted_keys: list[Path] = Field(default_factory=list, description="public keys packages must be signed with")
     telemetry_interval_s: PositiveFloat = 10.0
     threads: int = Field(default=1, ge=1, le=64, description="inference threads")
+    runtimes: list[RuntimeName] = Field(
+        default_factory=lambda: list(DEFAULT_RUNTIMES),
+        min_length=1,
+        description="the inference runtimes of the device's profile, best first: the artifact run is the best one "
+        "of these that is installed",
+    )
     queue_size: int = Field(
         default=64, ge=1, le=100_000, description="inputs waiting for the model; past it new ones are dropped"
     )
@@ -96,6 +133,10 @@ class AgentSettings(BaseSettings):
     )
     source: SourceSettings = Field(default_factory=SimulatedSourceSettings, description="where inputs come from")
     updates: UpdateSettings = UpdateSettings()
+    reservoir: ReservoirSettings = ReservoirSettings()
+    enrollment: EnrollmentSettings | None = Field(
+        default=None, description="enroll at the fleet server on the first start and use the credentials it gives"
+    )
 
     @model_validator(mode="after")
     def _package_needs_keys(self) -> AgentSettings:

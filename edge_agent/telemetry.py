@@ -11,13 +11,15 @@ import numpy.typing as npt
 
 from edgefleet.manifest import Manifest
 from edgefleet.messages import ActiveModel, LatencyStats, SystemStats, TelemetryV1
-from edgefleet.sketch import CONFIDENCE_EDGES, count_into, sensor_features
+from edgefleet.sketch import CONFIDENCE_EDGES, IMAGE_STATS, SENSOR_STATS, count_into, image_features, sensor_features
 
 __all__ = ["DEFAULT_CONFIDENCE_EDGES", "IntervalAggregator", "Prediction", "ReportContext"]
 
 DEFAULT_CONFIDENCE_EDGES: Final = CONFIDENCE_EDGES  # when a package brings no reference profile
-# raw windows are kept only until this many are due for counting, so memory does not grow with the interval
+# raw windows are kept only until this many are due for counting, so memory does not grow with the interval;
+# images are counted in smaller batches because their features are computed in float64 (8 bytes a pixel value)
 _SKETCH_BATCH: Final = 64
+_IMAGE_SKETCH_BATCH: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +62,18 @@ class IntervalAggregator:
         )
         self._confidence_edges = np.asarray(confidence_edges, dtype=np.float64)
         self._confidence_counts = [0] * (len(confidence_edges) - 1)
+        self._confidence_sum = 0.0
         self._channels: tuple[str, ...] = ()
         self._features: tuple[_FeatureBins, ...] = ()
-        if reference is not None and manifest.preprocessing.kind == "sensor":
-            self._channels = tuple(c.name for c in manifest.preprocessing.channels)
+        self._batch = _SKETCH_BATCH
+        if reference is not None:
+            if manifest.preprocessing.kind == "sensor":
+                self._channels = tuple(c.name for c in manifest.preprocessing.channels)
+                computable = {f"{c}.{stat}" for c in self._channels for stat in SENSOR_STATS}
+            else:
+                computable = set(IMAGE_STATS)
+                self._batch = _IMAGE_SKETCH_BATCH
             # a reference feature the agent cannot compute (from a newer trainer) is left out, not sent as zeros
-            computable = {f"{c}.{stat}" for c in self._channels for stat in ("mean", "rms")}
             self._features = tuple(
                 _FeatureBins(f.name, np.asarray(f.histogram.edges, dtype=np.float64))
                 for f in reference.features
@@ -88,9 +96,10 @@ class IntervalAggregator:
             self._class_counts[prediction.label] += 1
         index = int(np.searchsorted(self._confidence_edges[1:-1], prediction.confidence, side="right"))
         self._confidence_counts[index] += 1
+        self._confidence_sum += min(max(prediction.confidence, 0.0), 1.0)
         if self._features:
             self._pending.append(window)
-            if len(self._pending) >= _SKETCH_BATCH:
+            if len(self._pending) >= self._batch:
                 self._count_pending()
 
     def message(
@@ -114,6 +123,7 @@ class IntervalAggregator:
             latency=latency,
             class_counts=list(self._class_counts),
             confidence_counts=list(self._confidence_counts),
+            confidence_sum=self._confidence_sum if self._latencies_ms else None,
             sketches={name: list(counts) for name, counts in self._sketches.items()},
             system=system,
         )
@@ -121,7 +131,9 @@ class IntervalAggregator:
     def _count_pending(self) -> None:
         if not self._pending:
             return
-        values = sensor_features(np.stack(self._pending), self._channels)
+        batch = np.stack(self._pending)
+        # images reach ``add`` as the model's raw input, (height, width, 3) RGB uint8; sensor windows as (C, L)
+        values = image_features(batch) if not self._channels else sensor_features(batch, self._channels)
         self._pending.clear()
         for feature in self._features:
             counts = count_into(feature.edges, values[feature.name])

@@ -24,6 +24,7 @@ __all__ = [
     "StatusV1",
     "SystemStats",
     "TelemetryV1",
+    "UploadSamplesCommand",
     "parse_message",
 ]
 
@@ -78,6 +79,9 @@ class TelemetryV1(_Envelope):
     latency: LatencyStats | None = None
     class_counts: list[NonNegativeInt] = Field(default_factory=list, max_length=10_000)
     confidence_counts: list[NonNegativeInt] = Field(default_factory=list, max_length=1024)
+    confidence_sum: NonNegativeFloat | None = Field(
+        default=None, description="sum of the predictions' confidences (top probability), for the accuracy estimate"
+    )
     sketches: dict[str, list[NonNegativeInt]] = Field(
         default_factory=dict, description="per reference feature, live counts in the reference bins"
     )
@@ -132,11 +136,24 @@ class ConfigureCommand(Contract):
     telemetry_interval_s: PositiveFloat | None = None
 
 
+class UploadSamplesCommand(Contract):
+    """Send the kept drifted and low-confidence inputs: devices sit behind NAT, so the server asks, the device
+    POSTs them (one .npz) to ``url`` with its own token."""
+
+    action: Literal["upload-samples"] = "upload-samples"
+    request_id: str = Field(pattern=r"^[a-z0-9-]{1,64}$", description="names the upload on the server")
+    url: str = Field(max_length=2048)
+    max_count: int = Field(default=256, ge=1, le=100_000, description="most samples to send")
+    max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="largest upload the server takes")
+
+
 class CommandV1(_Envelope):
     """Server to device; ``device_id`` is the target and ``seq`` counts per target device."""
 
     schema_: Literal["ef.command.v1"] = Field(default="ef.command.v1", alias="schema")
-    command: Annotated[AssignCommand | RollbackCommand | ConfigureCommand, Field(discriminator="action")]
+    command: Annotated[
+        AssignCommand | RollbackCommand | ConfigureCommand | UploadSamplesCommand, Field(discriminator="action")
+    ]
 
 
 AnyMessage = Annotated[StatusV1 | TelemetryV1 | EventV1 | CommandV1, Field(discriminator="schema_")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -25,32 +26,37 @@ class InputPreparer:
         else:
             self._mean = np.asarray(spec.mean, dtype=np.float32)
             self._std = np.asarray(spec.std, dtype=np.float32)
-        # single()'s batch of one, and zeros of one input's shape for its finiteness check; made on first use
-        self._buffers: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        # many()'s reused batches by size, each with zeros of its shape for the finiteness check; made on first use
+        self._buffers: dict[int, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
 
     def __call__(self, raw: npt.ArrayLike) -> npt.NDArray[np.float32]:
         if isinstance(self.spec, SensorPreprocessing):
             return _scale_sensor_windows(raw, self.spec, self._mean, self._std)
         return _scale_images(raw, self.spec, self._mean, self._std)
 
-    def single(self, raw: npt.NDArray[np.generic]) -> npt.NDArray[np.float32]:
-        """``self(raw[None])``, the same values and errors, written into a buffer this preparer reuses: valid
-        until its next call. The agent's path for one input, where allocating the batch costs as much as
-        scaling it, and an unchanged buffer stays bound to the runtime."""
+    def many(self, inputs: Sequence[npt.NDArray[np.generic]]) -> npt.NDArray[np.float32]:
+        """``self(np.stack(inputs))``, the same values and errors, written into a buffer this preparer reuses for
+        batches of this size: valid until its next call with as many inputs. The agent's serving path, where
+        allocating the batch costs as much as scaling it, and an unchanged buffer stays bound to the runtime."""
         spec = self.spec
-        if not isinstance(spec, SensorPreprocessing) or raw.shape != (len(spec.channels), spec.window_length):
-            return self(raw[None])  # images and wrong shapes: the model dominates, or the batch path says what is wrong
-        window = np.asarray(raw, dtype=np.float32)
-        if self._buffers is None:
-            self._buffers = (np.empty((1, *window.shape), dtype=np.float32), np.zeros(window.shape, dtype=np.float32))
-        one, zeros = self._buffers
+        if not isinstance(spec, SensorPreprocessing) or not inputs:
+            return self(np.stack(inputs))  # images: the model dominates; an empty batch: the batch path says so
+        shape = (len(spec.channels), spec.window_length)
+        if any(np.shape(window) != shape for window in inputs):
+            return self(np.stack(inputs))  # the batch path says what is wrong
+        buffers = self._buffers.get(len(inputs))
+        if buffers is None:
+            buffers = (np.empty((len(inputs), *shape), dtype=np.float32), np.zeros((len(inputs), *shape), np.float32))
+            self._buffers[len(inputs)] = buffers
+        batch, zeros = buffers
+        np.stack(inputs, out=batch)
         # one call without a temporary: each term is 0 for a finite value, NaN for NaN or infinity (times 0)
-        if not math.isfinite(np.vdot(window, zeros)):
+        if not math.isfinite(np.vdot(batch, zeros)):
             raise InputError("a sensor window holds NaN or infinity", hint="drop or repair the window first")
         # the batch path's (batch - mean) / std, float32 step by step, so the values are identical
-        np.subtract(window, self._mean[0], out=one[0])
-        np.divide(one, self._std, out=one)
-        return one
+        np.subtract(batch, self._mean, out=batch)
+        np.divide(batch, self._std, out=batch)
+        return batch
 
 
 def prepare_sensor_windows(raw: npt.ArrayLike, spec: SensorPreprocessing) -> npt.NDArray[np.float32]:

@@ -8,7 +8,10 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from edgefleet._contract import Contract
 
-__all__ = ["DeviceProfile"]
+__all__ = ["DeviceProfile", "RuntimeName"]
+
+# inference runtimes by the name profiles and agent settings use; coreml and executorch take mobile bundles
+RuntimeName = Literal["onnxruntime", "litert", "tflite-runtime", "coreml", "executorch"]
 
 
 class DeviceProfile(Contract):
@@ -19,7 +22,10 @@ class DeviceProfile(Contract):
     cpu: str = Field(max_length=128, description="SoC and cores, e.g. BCM2711, 4x Cortex-A72 @ 1.5 GHz")
     cores: PositiveInt
     memory_mb: PositiveInt
-    runtimes: list[Literal["onnxruntime", "litert", "tflite-runtime"]] = Field(min_length=1)
+    runtimes: list[RuntimeName] = Field(
+        min_length=1,
+        description="inference runtimes the device can run, best first; coreml and executorch take mobile bundles",
+    )
     accelerators: list[str] = Field(default_factory=list)
     has_camera: bool = False
     latency_factor: PositiveFloat = Field(

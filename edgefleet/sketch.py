@@ -7,6 +7,7 @@ bins, so sketches from many devices and intervals merge by adding counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Final
 
 import numpy as np
@@ -14,23 +15,61 @@ import numpy.typing as npt
 
 from edgefleet.manifest import Histogram
 
-__all__ = ["CONFIDENCE_EDGES", "count_into", "image_features", "reference_histogram", "sensor_features"]
+__all__ = [
+    "BAND_EDGES",
+    "CONFIDENCE_EDGES",
+    "IMAGE_STATS",
+    "SENSOR_STATS",
+    "count_into",
+    "image_features",
+    "reference_histogram",
+    "sensor_features",
+]
 
 # the bins of the confidence histogram: the reference profile, the device and the server count into the same ten
 CONFIDENCE_EDGES: Final = tuple(round(0.1 * i, 1) for i in range(11))
+# spectrum bands as fractions of the Nyquist frequency, narrow at the bottom where shaft harmonics live
+# (at 2560 Hz: 0-80, 80-320, 320-640 and 640-1280 Hz, the last holding bearing resonances)
+BAND_EDGES: Final = (0.0, 1 / 16, 1 / 4, 1 / 2, 1.0)
+SENSOR_STATS: Final = ("mean", "rms", "peak", "kurtosis", "crest", *(f"band{i}" for i in range(len(BAND_EDGES) - 1)))
+IMAGE_STATS: Final = ("brightness", "contrast", "sharpness", "red", "green", "blue")
 
 
 def sensor_features(
     windows: npt.NDArray[np.floating], channel_names: Sequence[str]
 ) -> dict[str, npt.NDArray[np.float64]]:
-    """Per channel, each window's mean and RMS about the mean (raw units); windows shaped (N, C, L)."""
-    features: dict[str, npt.NDArray[np.float64]] = {}
-    mean = windows.mean(axis=2, dtype=np.float64)
-    rms = windows.std(axis=2, dtype=np.float64)
-    for index, name in enumerate(channel_names):
-        features[f"{name}.mean"] = mean[:, index]
-        features[f"{name}.rms"] = rms[:, index]
-    return features
+    """Per channel and window (N, C, L), the drift features named ``channel.stat`` in SENSOR_STATS (raw units).
+
+    ``rms`` is about the mean (the AC part), ``peak`` the largest distance from the mean, ``kurtosis`` the plain
+    fourth standardized moment (3 for Gaussian noise, 1.5 for a sine), ``crest`` peak over RMS (√2 for a sine).
+    ``band0``..``band3`` are the shares of the AC power in the spectrum bands of BAND_EDGES (fractions of the
+    Nyquist frequency, so fixed relative to the package's sample rate). A flat channel gets 0 for the ratios.
+    """
+    data = np.asarray(windows, dtype=np.float64)
+    mean = data.mean(axis=2)
+    centred = data - mean[:, :, None]
+    squared = centred * centred
+    variance = squared.mean(axis=2)
+    rms = np.sqrt(variance)
+    peak = np.abs(centred).max(axis=2)
+    fourth = (squared * squared).mean(axis=2)
+    is_flat = variance <= 0
+    safe_variance = np.where(is_flat, 1.0, variance)
+    kurtosis = np.where(is_flat, 0.0, fourth / (safe_variance * safe_variance))
+    crest = np.where(is_flat, 0.0, peak / np.sqrt(safe_variance))
+    power = np.abs(np.fft.rfft(centred, axis=2)) ** 2
+    bins = power.shape[2]
+    # the DC bin is zero after centring; each band sums the bins whose frequency falls in it
+    cuts = [round(edge * (bins - 1)) + 1 for edge in BAND_EDGES]
+    cumulative = np.concatenate([np.zeros((*power.shape[:2], 1)), np.cumsum(power, axis=2)], axis=2)
+    total = cumulative[:, :, -1]
+    safe_total = np.where(total > 0, total, 1.0)
+    stats = {"mean": mean, "rms": rms, "peak": peak, "kurtosis": kurtosis, "crest": crest}
+    for band, (low, high) in enumerate(pairwise(cuts)):
+        stats[f"band{band}"] = np.where(total > 0, (cumulative[:, :, high] - cumulative[:, :, low]) / safe_total, 0.0)
+    return {
+        f"{name}.{stat}": values[:, index] for stat, values in stats.items() for index, name in enumerate(channel_names)
+    }
 
 
 def reference_histogram(values: npt.ArrayLike, bins: int = 10) -> Histogram:

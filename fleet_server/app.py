@@ -6,25 +6,33 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session, sessionmaker
 
 import edgefleet
 from edgefleet.signing import load_public_keys
-from fleet_server.api.routes import auth, cohorts, devices, health, models, rollouts
+from fleet_server.api.ratelimit import RateLimitMiddleware, RateLimits
+from fleet_server.api.routes import auth, cohorts, devices, drift, health, models, rollouts
+from fleet_server.api.routes import samples as samples_routes
 from fleet_server.auth import ensure_admin_token
 from fleet_server.broker import EmbeddedBroker
+from fleet_server.broker_auth import COMMANDS_USER, INGEST_USER, MosquittoAccounts
+from fleet_server.dashboard import install as install_dashboard
 from fleet_server.db import make_engine, make_session_factory, upgrade
+from fleet_server.drift.history import DriftMonitor
 from fleet_server.fleet_metrics import FleetCollector
 from fleet_server.ingest import Ingest, IngestMetrics
 from fleet_server.registry import PackageRegistry, PackageStore
 from fleet_server.rollouts import CommandPublisher, RolloutEngine
 from fleet_server.runtime import Runtime
-from fleet_server.settings import ServerSettings
+from fleet_server.settings import MqttSettings, ServerSettings
 
 __all__ = ["create_app"]
 
@@ -48,6 +56,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         await asyncio.to_thread(
             ensure_admin_token, make_session_factory(engine), settings.resolved_admin_token_file(), datetime.now(UTC)
         )
+        mqtt_logins = await asyncio.to_thread(_production_broker, app, settings, make_session_factory(engine))
         broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if settings.mqtt.embedded_broker else None
         if broker is not None:
             await broker.start()
@@ -60,18 +69,25 @@ def create_app(settings: ServerSettings) -> FastAPI:
             max_payload_bytes=settings.max_payload_bytes,
             queue_size=settings.ingest_queue_size,
             share_group=settings.mqtt.share_group,
+            username=mqtt_logins.ingest.username,
+            password=mqtt_logins.ingest.password.get_secret_value() if mqtt_logins.ingest.password else None,
         )
         await asyncio.to_thread(ingest.start)
-        commands = CommandPublisher(settings.mqtt)
+        commands = CommandPublisher(mqtt_logins.commands)
         await asyncio.to_thread(commands.start)
         sessions = make_session_factory(engine)
         registry.register(FleetCollector(sessions, settings.offline_after_s))
-        rollout_engine = RolloutEngine(sessions, commands, settings.resolved_public_url(), settings.rollout_tick_s)
+        rollout_engine = RolloutEngine(
+            sessions, commands, settings.resolved_public_url(), settings.rollout_tick_s, settings.drift.thresholds
+        )
         rollout_engine.start()
+        drift_monitor = DriftMonitor(sessions, settings.drift)
+        drift_monitor.start()
         app.state.runtime = Runtime(settings, sessions, ingest, registry, packages, commands)
         try:
             yield
         finally:
+            await asyncio.to_thread(drift_monitor.stop)
             await asyncio.to_thread(rollout_engine.stop)
             await asyncio.to_thread(commands.stop)
             await asyncio.to_thread(ingest.stop)
@@ -80,14 +96,44 @@ def create_app(settings: ServerSettings) -> FastAPI:
             engine.dispose()
 
     app = FastAPI(title="edgefleet fleet server", version=edgefleet.__version__, lifespan=lifespan)
+    app.state.rate_limits = RateLimits.from_settings(settings.rate_limits)
+    app.state.broker_accounts = None
+    app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits)
     app.add_exception_handler(DataError, _unstorable_value)
     app.include_router(devices.router, prefix="/api/v1")
     app.include_router(models.router, prefix="/api/v1")
     app.include_router(auth.router, prefix="/api/v1")
     app.include_router(rollouts.router, prefix="/api/v1")
     app.include_router(cohorts.router, prefix="/api/v1")
+    app.include_router(drift.router, prefix="/api/v1")
+    app.include_router(samples_routes.router, prefix="/api/v1")
     app.include_router(health.router)
+    install_dashboard(app)
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class _MqttLogins:
+    """The broker settings each of the server's own MQTT clients connects with."""
+
+    ingest: MqttSettings
+    commands: MqttSettings
+
+
+def _production_broker(app: FastAPI, settings: ServerSettings, sessions: sessionmaker[Session]) -> _MqttLogins:
+    """In production broker mode, write Mosquitto's files and give each server client its own login."""
+    if not settings.mosquitto.enabled:
+        return _MqttLogins(settings.mqtt, settings.mqtt)
+    accounts = MosquittoAccounts(settings.mosquitto, settings.mosquitto_dir(), settings.mqtt.port)
+    _tls, logins = accounts.prepare()
+    with sessions() as session:
+        accounts.credentials_changed(session)
+    app.state.broker_accounts = accounts
+    log.info("broker_auth.ready", extra={"config": str(accounts.config_file)})
+    return _MqttLogins(
+        settings.mqtt.model_copy(update={"username": INGEST_USER, "password": SecretStr(logins.ingest_password)}),
+        settings.mqtt.model_copy(update={"username": COMMANDS_USER, "password": SecretStr(logins.commands_password)}),
+    )
 
 
 async def _unstorable_value(_request: Request, err: Exception) -> JSONResponse:

@@ -41,6 +41,7 @@ _KIND_OF: dict[type, TopicKind] = {
 _SHARED: Final = frozenset({TopicKind.TELEMETRY, TopicKind.EVENTS})
 _BATCH = 500
 _LINGER_S: Final = 0.05
+_LINGER_STEP_S: Final = 0.005
 _LAST_SEEN_STEP: Final = timedelta(seconds=2)
 # both dialects can skip a row whose key is already stored, in the same statement
 _INSERTS: dict[str, Callable[..., sqlite.Insert | postgresql.Insert]] = {
@@ -88,6 +89,8 @@ class Ingest:
         queue_size: int,
         share_group: str | None = None,
         client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._metrics = metrics
@@ -104,6 +107,8 @@ class Ingest:
         # a broker drops a client when another one connects with the same id: each worker needs its own
         client_id = client_id or f"edgefleet-ingest-{secrets.token_hex(3)}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        if username is not None:
+            self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -185,15 +190,18 @@ class Ingest:
         while not stopping:
             batch: list[_Accepted] = []
             item = self._queue.get()
-            # a transaction costs about as much as a hundred rows: waiting a moment for more messages keeps the
-            # batches large when messages trickle in faster than commits, at a cost of _LINGER_S in latency
+            # a transaction costs about as much as a hundred rows: letting messages gather a moment keeps batches
+            # large at a cost of _LINGER_S in latency. The writer sleeps meanwhile rather than wait on the queue,
+            # which would wake it (and take the GIL from paho's thread) once per message
             deadline = time.monotonic() + _LINGER_S
+            while self._queue.qsize() < _BATCH and time.monotonic() < deadline:
+                time.sleep(_LINGER_STEP_S)
             while item is not None:
                 batch.append(item)
                 if len(batch) >= _BATCH:
                     break
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             stopping = item is None

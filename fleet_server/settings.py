@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, PositiveFloat, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["MqttSettings", "ServerSettings", "get_settings"]
+from fleet_server.drift.settings import DriftSettings
+
+__all__ = ["MosquittoSettings", "MqttSettings", "RateLimitSettings", "ServerSettings", "get_settings"]
 
 
 class MqttSettings(BaseModel):
@@ -32,6 +34,42 @@ class MqttSettings(BaseModel):
                 "set mqtt.embedded_broker=false and point mqtt.host/mqtt.port at Mosquitto (or EMQX)"
             )
         return self
+
+
+class MosquittoSettings(BaseModel):
+    """Production broker mode: the server keeps a Mosquitto's password file, ACL and TLS files in ``config_dir``."""
+
+    enabled: bool = Field(
+        default=False, description="write Mosquitto's logins, ACL and TLS files; needs an external broker"
+    )
+    config_dir: Path | None = Field(default=None, description="where the files go; default: data_dir/mosquitto")
+    tls_port: int = Field(default=8883, ge=1, le=65535, description="the devices' TLS listener")
+    # devices reach the TLS listener from the network: all interfaces is the point of it
+    tls_bind: str = Field(default="0.0.0.0", description="address the TLS listener binds")  # noqa: S104
+    tls_hostnames: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1"],
+        min_length=1,
+        description="names and addresses devices reach the broker by (the broker certificate's subject alt names)",
+    )
+    pid_file: Path | None = Field(
+        default=None, description="Mosquitto's pid_file: the server sends it SIGHUP after each change"
+    )
+    reload_command: list[str] | None = Field(
+        default=None, description="run instead of SIGHUP after each change, e.g. ['systemctl', 'reload', 'mosquitto']"
+    )
+
+
+class RateLimitSettings(BaseModel):
+    """Token buckets per client address (and per provisioning token): ``*_burst`` tries, refilled at ``*_per_s``."""
+
+    enroll_burst: int = Field(default=120, ge=1, description="enrollments one address may send at once")
+    enroll_per_s: PositiveFloat = Field(default=10.0, description="and then per second")
+    enroll_token_failures_burst: int = Field(default=10, ge=1, description="refused enrollments per provisioning token")
+    enroll_token_failures_per_s: PositiveFloat = 0.1
+    signin_failures_burst: int = Field(default=10, ge=1, description="failed dashboard sign-ins one address may make")
+    signin_failures_per_s: PositiveFloat = 0.1
+    auth_failures_burst: int = Field(default=30, ge=1, description="API requests with a refused bearer token")
+    auth_failures_per_s: PositiveFloat = 0.5
 
 
 class ServerSettings(BaseSettings):
@@ -58,6 +96,18 @@ class ServerSettings(BaseSettings):
         default=None, description="the address devices download packages from; default: http://http_host:http_port"
     )
     rollout_tick_s: PositiveFloat = Field(default=1.0, description="how often running rollouts advance")
+    drift: DriftSettings = DriftSettings()
+    mosquitto: MosquittoSettings = MosquittoSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+
+    @model_validator(mode="after")
+    def _mosquitto_needs_external_broker(self) -> ServerSettings:
+        if self.mosquitto.enabled and self.mqtt.embedded_broker:
+            raise ValueError(
+                "mosquitto.enabled writes an external Mosquitto's logins, and the embedded amqtt broker is on: "
+                "set mqtt.embedded_broker=false and point mqtt.host/mqtt.port at Mosquitto's loopback listener"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""
@@ -70,6 +120,10 @@ class ServerSettings(BaseSettings):
     def resolved_admin_token_file(self) -> Path:
         """Where the server writes the first admin token (the CLI and the tests read it there)."""
         return self.admin_token_file or self.data_dir / "admin.token"
+
+    def mosquitto_dir(self) -> Path:
+        """The folder of the Mosquitto files the server keeps in production broker mode."""
+        return self.mosquitto.config_dir or self.data_dir / "mosquitto"
 
     def packages_dir(self) -> Path:
         """The folder of the content-addressed package store."""

@@ -19,7 +19,7 @@ from train.fit import EpochReport, Split, class_weights, fit, predict, split_by_
 from train.metrics import TrainingMetrics, classification_report
 from train.models import MobileNetLike
 from train.outputs import CHECKPOINT_FILE, DATA_FILE, RunArrays, save_run
-from train.reference import build_reference_profile
+from train.reference import build_reference_profile, reference_source
 from train.run import RunInfo
 
 __all__ = ["VisionConfig", "train_vision"]
@@ -65,6 +65,8 @@ def train_vision(
     fit(model, tensors(train_idx), tensors(val_idx), weights, config, on_epoch, augment=_flip_and_turn)
     probs = predict(model, tensors(held).x).probs
     report = classification_report(labels[held], probs.argmax(1), label_names)
+    # the drift reference describes normal service (train/reference.py); 0 in the metrics: no nominal label
+    source = reference_source(label_names, labels[train_idx], labels[held])
 
     run = RunInfo(
         kind="vision",
@@ -75,8 +77,10 @@ def train_vision(
         model_width=config.width,
         checkpoint=CHECKPOINT_FILE,
         calibration=DATA_FILE,
-        metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1},
-        reference_profile=build_reference_profile(image_features(images[train_idx]), labels[train_idx], probs),
+        metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1, "reference_nominal": float(source.nominal)},
+        reference_profile=build_reference_profile(
+            image_features(images[train_idx][source.train_rows]), labels[train_idx], probs, source
+        ),
     )
     arrays = RunArrays(images[train_idx], images[held], labels[held])
     return save_run(out, run, model, arrays, TrainingMetrics(classification=report))

@@ -19,10 +19,12 @@ from edge_agent.sources.settings import (
     ImageFolderSourceSettings,
     ReplaySourceSettings,
     SerialSourceSettings,
+    SimulatedCameraSettings,
     SimulatedSourceSettings,
     SourceSettings,
 )
 from edge_agent.sources.simulated import SimulatedSensor
+from edge_agent.sources.simulated_camera import SimulatedCamera
 from edgefleet.errors import ConfigError
 from edgefleet.manifest import ImagePreprocessing, Preprocessing, SensorPreprocessing
 from edgefleet.sensor_sim import CHANNELS, WINDOW_LENGTH
@@ -34,6 +36,7 @@ __all__ = [
     "Losses",
     "ReplaySource",
     "SerialLineSource",
+    "SimulatedCamera",
     "SimulatedSensor",
     "Source",
     "SourceError",
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 _SENSOR_KINDS = "simulated, replay or serial"
-_IMAGE_KINDS = "camera or image_folder"
+_IMAGE_KINDS = "camera, image_folder or simulated_camera"
 
 
 @overload
@@ -74,6 +77,8 @@ def open_source(settings: SourceSettings, spec: Preprocessing, stop: threading.E
             return CameraSource(settings, spec, stop)
         case ImageFolderSourceSettings():
             return ImageFolderSource(settings, spec, stop)
+        case SimulatedCameraSettings():
+            return SimulatedCamera(settings, spec, stop)
     raise ConfigError(
         f"the source kind {settings.kind!r} gives sensor windows, but the model takes "
         f"{spec.width}x{spec.height} images",

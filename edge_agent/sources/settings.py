@@ -14,6 +14,7 @@ __all__ = [
     "ImageFolderSourceSettings",
     "ReplaySourceSettings",
     "SerialSourceSettings",
+    "SimulatedCameraSettings",
     "SimulatedSourceSettings",
     "SourceSettings",
 ]
@@ -75,6 +76,13 @@ class ImageFolderSourceSettings(BaseModel):
     images_per_s: float = Field(default=0.0, ge=0, description="0: as fast as the model runs")
 
 
+class SimulatedCameraSettings(BaseModel):
+    kind: Literal["simulated_camera"]
+    seed: int = 0
+    images_per_s: float = Field(default=2.0, ge=0, description="0: as fast as the model runs")
+    defect_rate: float = Field(default=0.1, ge=0, le=1, description="the share of parts with a scratch or a spot")
+
+
 def _kind(value: object) -> str:
     # a [source] table without `kind` is the simulated source, as it was before there were other kinds
     found = value.get("kind", "simulated") if isinstance(value, dict) else getattr(value, "kind", "simulated")
@@ -86,6 +94,7 @@ SourceSettings = Annotated[
     | Annotated[ReplaySourceSettings, Tag("replay")]
     | Annotated[SerialSourceSettings, Tag("serial")]
     | Annotated[CameraSourceSettings, Tag("camera")]
-    | Annotated[ImageFolderSourceSettings, Tag("image_folder")],
+    | Annotated[ImageFolderSourceSettings, Tag("image_folder")]
+    | Annotated[SimulatedCameraSettings, Tag("simulated_camera")],
     Discriminator(_kind),
 ]

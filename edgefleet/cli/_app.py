@@ -8,12 +8,14 @@ from edge_agent.cli import app as agent_app
 from edgefleet.cli._errors import run_cli
 from edgefleet.cli.bundle import app as bundle_app
 from edgefleet.cli.demo import demo
+from edgefleet.cli.drift import app as drift_app
 from edgefleet.cli.export import export
 from edgefleet.cli.fleet import app as fleet_app
 from edgefleet.cli.import_model import app as import_app
 from edgefleet.cli.keys import app as keys_app
 from edgefleet.cli.package import app as package_app
 from edgefleet.cli.rollout import app as rollout_app
+from edgefleet.cli.samples import app as samples_app
 from edgefleet.cli.schemas import schemas
 from edgefleet.cli.server import server
 from edgefleet.cli.train import app as train_app
@@ -34,6 +36,8 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(import_app, name="import")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(samples_app, name="samples")
+app.add_typer(drift_app, name="drift")
 app.command()(export)
 app.command()(schemas)
 app.command()(demo)

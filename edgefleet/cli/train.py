@@ -70,6 +70,13 @@ def pdm(
     ] = None,
     subset: Annotated[str, typer.Option(help="C-MAPSS: which subset (FD001 to FD004)")] = "FD001",
     rul_cap: Annotated[int, typer.Option(min=1, help="C-MAPSS: cycles at which the RUL target is capped")] = 125,
+    extra_data: Annotated[
+        Path | None,
+        typer.Option(help="a folder of samples from devices (`edgefleet samples pull`): its labelled ones train too"),
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="a run to fine-tune (its weights and scaling) instead of training anew")
+    ] = None,
 ) -> None:
     """Predictive maintenance: a sensor-window fault classifier (and RUL estimator), on synthetic data or yours."""
     from train import PdmConfig, train_pdm
@@ -86,8 +93,12 @@ def pdm(
         )
     name = "pump-rul" if run_to_failure else "pump-vibration"
     config = PdmConfig(name=name, epochs=epochs, seed=seed, run_to_failure=run_to_failure)
-    run = _with_progress(epochs, lambda on_epoch: train_pdm(config, out, on_epoch, dataset))
+    run = _with_progress(
+        epochs, lambda on_epoch: train_pdm(config, out, on_epoch, dataset, extra=extra_data, init=init)
+    )
     _print_run(out, run)
+    if extra_data is not None:
+        _tell_unlabelled(extra_data, run.labels)
 
 
 @app.command()
@@ -113,6 +124,19 @@ def vision(
     config = VisionConfig(epochs=epochs, seed=seed, size=size, width=width)
     run = _with_progress(epochs, lambda on_epoch: train_vision(config, out, on_epoch, dataset))
     _print_run(out, run)
+
+
+def _tell_unlabelled(folder: Path, labels: list[str]) -> None:
+    """Say how many pulled samples have no label and are left out, and where to give them one."""
+    from edgefleet.samples import LABELS_FILE, NO_LABEL, read_folder
+
+    sets = read_folder(folder, tuple(labels))
+    unlabelled = sum(int((s.labels == NO_LABEL).sum()) for s in sets)
+    if unlabelled:
+        Console(stderr=True).print(
+            f"[yellow]{unlabelled} samples in {folder} have no label and are skipped[/] "
+            f"(write their class in the label column of {folder / LABELS_FILE} to train on them)"
+        )
 
 
 def _print_run(out: Path, run: RunInfo) -> None:

@@ -30,6 +30,7 @@ from fleet_server.auth.errors import (
     ProvisioningRefused,
     UnknownToken,
 )
+from fleet_server.auth.listeners import CredentialsListener
 from fleet_server.auth.passwords import mqtt_password_matches
 from fleet_server.auth.roles import GRANTS, Role, grants
 from fleet_server.auth.tokens import hash_secret
@@ -39,6 +40,7 @@ __all__ = [
     "AlreadyEnrolled",
     "AuthError",
     "Caller",
+    "CredentialsListener",
     "Enrolled",
     "IssuedProvisioningToken",
     "IssuedToken",

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.auth._clock import as_utc
 from fleet_server.auth.errors import LastAdmin, NotAuthenticated, UnknownToken
+from fleet_server.auth.listeners import CredentialsListener
 from fleet_server.auth.roles import Role
 from fleet_server.auth.tokens import TokenKind, hash_secret, new_token, parse_token, secret_matches
 from fleet_server.db.auth_models import ApiToken, MqttCredential
@@ -131,10 +132,13 @@ def list_tokens(session: Session) -> Sequence[ApiToken]:
     return session.scalars(select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)).all()
 
 
-def revoke_token(session: Session, token_id: str, now: datetime) -> ApiToken:
+def revoke_token(
+    session: Session, token_id: str, now: datetime, listener: CredentialsListener | None = None
+) -> ApiToken:
     """Revoke a token (again is a no-op) and, for a device's, its MQTT login too.
 
     Raises UnknownToken for an unknown id, and LastAdmin rather than leave the server without an admin.
+    ``listener`` hears of a device's MQTT login removed, once that is committed (the broker cuts the device off).
     """
     record = session.get(ApiToken, token_id)
     if record is None:
@@ -153,6 +157,8 @@ def revoke_token(session: Session, token_id: str, now: datetime) -> ApiToken:
         session.execute(delete(MqttCredential).where(MqttCredential.device_id == record.device_id))
     session.commit()
     log.info("auth.token_revoked", extra={"token_id": record.id, "role": record.role})
+    if record.device_id is not None and listener is not None:
+        listener.credentials_changed(session)
     return record
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from fleet_server.auth._clock import as_utc
 from fleet_server.auth.accounts import IssuedToken, NewToken, add_token, is_live
 from fleet_server.auth.errors import AlreadyEnrolled, NotAuthenticated, ProvisioningRefused
+from fleet_server.auth.listeners import CredentialsListener
 from fleet_server.auth.passwords import hash_mqtt_password, new_mqtt_password
 from fleet_server.auth.roles import Role
 from fleet_server.auth.tokens import TokenKind, hash_secret, new_token, parse_token, secret_matches
@@ -79,11 +80,19 @@ def create_provisioning_token(session: Session, terms: ProvisioningTerms, now: d
     return IssuedProvisioningToken(record, token.token)
 
 
-def enroll(session: Session, token: str, device_id: str, profile: str, now: datetime) -> Enrolled:
+def enroll(
+    session: Session,
+    token: str,
+    device_id: str,
+    profile: str,
+    now: datetime,
+    listener: CredentialsListener | None = None,
+) -> Enrolled:
     """Spend one use of a provisioning token on ``device_id`` and give that device its credentials.
 
     Raises NotAuthenticated for an unknown token, ProvisioningRefused for an expired or used-up one or one for
-    another profile, and AlreadyEnrolled while the device holds a live API token.
+    another profile, and AlreadyEnrolled while the device holds a live API token. ``listener`` hears of the new
+    MQTT login once it is committed.
     """
     record = _provisioning(session, token, profile, now)
     # the conditional decrement is atomic, so two devices racing for the last use cannot both win; on
@@ -125,6 +134,8 @@ def enroll(session: Session, token: str, device_id: str, profile: str, now: date
             hint="enroll each device once; an admin revokes its token to enroll it again",
         ) from err
     log.info("auth.enrolled", extra={"device_id": device_id, "provisioning_token": record.id})
+    if listener is not None:
+        listener.credentials_changed(session)
     return Enrolled(device_id, api_token, mqtt_username=device_id, mqtt_password=password)
 
 

@@ -24,10 +24,22 @@ from edgefleet.errors import InputError
 from edgefleet.messages import AssignCommand, RollbackCommand
 from fleet_server.db.models import Device, Event, Package, Telemetry
 from fleet_server.db.rollout_models import AuditRow, Rollout, RolloutDevice
+from fleet_server.drift.service import BASELINE, ScopeDrift, fleet_drift
+from fleet_server.drift.stats import DriftLevel, DriftThresholds
 from fleet_server.rollouts.commands import CommandPublisher
 from fleet_server.rollouts.spec import RolloutSpec, RolloutState
 
-__all__ = ["GateResult", "RolloutEngine", "abort", "audit", "create_rollout", "judge_wave", "pause", "resume"]
+__all__ = [
+    "GateResult",
+    "RolloutEngine",
+    "abort",
+    "audit",
+    "create_rollout",
+    "judge_drift",
+    "judge_wave",
+    "pause",
+    "resume",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +136,15 @@ class RolloutEngine:
     """Ticks every ``tick_s`` on its own thread; each running rollout advances in its own transaction."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], publisher: CommandPublisher, public_url: str, tick_s: float = 1.0
+        self,
+        sessions: sessionmaker[Session],
+        publisher: CommandPublisher,
+        public_url: str,
+        tick_s: float = 1.0,
+        drift_thresholds: DriftThresholds | None = None,
     ) -> None:
         self._sessions = sessions
+        self._drift_thresholds = drift_thresholds or DriftThresholds()
         self._publisher = publisher
         self._public_url = public_url.rstrip("/")
         self._tick_s = tick_s
@@ -183,9 +201,13 @@ class RolloutEngine:
         if any(r.name == "success" for r in failed):
             # more failures than the gate allows already: waiting out the bake time cannot mend that
             self._fail(session, rollout, spec, failed)
-        elif elapsed < timedelta(seconds=spec.gates.bake_s):
             return
-        elif not failed:
+        if elapsed < timedelta(seconds=spec.gates.bake_s):
+            return
+        # drift needs the bake time's telemetry, and is the dearest gate to compute: judged only from here on
+        results += judge_drift(session, spec, rows, package.version, started, self._drift_thresholds)
+        failed = [r for r in results if not r.passed]
+        if not failed:
             self._next_wave(session, rollout, spec, results)
         elif [r.name for r in failed] != ["reported"] or elapsed >= timedelta(seconds=spec.gates.wave_timeout_s):
             self._fail(session, rollout, spec, failed)
@@ -343,3 +365,52 @@ def _latency_ratio(session: Session, committed: Sequence[RolloutDevice], version
         if after is not None and before:
             ratios.append(float(after) / float(before))
     return statistics.median(ratios) if ratios else None
+
+
+_FAILING = {"alarm": {DriftLevel.ALARM}, "warn": {DriftLevel.WARN, DriftLevel.ALARM}}
+
+
+def judge_drift(
+    session: Session,
+    spec: RolloutSpec,
+    rows: Sequence[RolloutDevice],
+    version: str,
+    since: datetime,
+    thresholds: DriftThresholds,
+) -> list[GateResult]:
+    """The drift gate: no updated device, and no cohort of one, at ``drift_fails_at`` on ``version`` since ``since``.
+
+    Not enough data passes (a short bake gives a few hundred samples at most, and a gate that fails for want of
+    data would stop every rollout of a quiet fleet); none when the gate is off or nothing committed yet.
+    """
+    fails_at = spec.gates.drift_fails_at
+    committed = {r.device_id for r in rows if r.state == "committed"}
+    if fails_at is None or not committed:
+        return []
+    fleet = fleet_drift(session, since=since, until=_now(), thresholds=thresholds, model_version=version)
+    failing = _FAILING[fails_at]
+
+    def drifted(scope: ScopeDrift) -> bool:
+        return scope.model is not None and scope.model[0] == spec.name and scope.summary.level in failing
+
+    devices = [d for d in fleet.devices if d.device_id in committed and drifted(d)]
+    cohorts = [c for c in fleet.cohorts if committed.intersection(c.device_ids) and drifted(c)]
+    # a device fresh on the new version is still collecting its own baseline: its cohort speaks for it meanwhile
+    judged = sum(1 for d in fleet.devices if d.device_id in committed and d.summary.reference == BASELINE)
+    if not devices and not cohorts:
+        detail = (
+            f"no drift {fails_at} on {judged} of {len(committed)} updated devices judged against their own "
+            "baseline, or on their cohorts"
+        )
+    else:
+        named = [f"device {d.device_id}" + _worst(d) for d in devices[:5]]
+        named += [f"cohort {'/'.join(str(part) for part in (c.cohort or ())[1:])}" + _worst(c) for c in cohorts[:5]]
+        detail = f"drift {fails_at} on " + ", ".join(named)
+    return [GateResult("drift", float(len(devices) + len(cohorts)), 0.0, not devices and not cohorts, detail)]
+
+
+def _worst(scope: ScopeDrift) -> str:
+    s = scope.summary
+    if s.worst_feature is None or s.worst_psi is None:
+        return f" ({s.level})"
+    return f" ({s.level}: {s.worst_feature} PSI {s.worst_psi:.2f})"

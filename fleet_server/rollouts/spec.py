@@ -82,6 +82,12 @@ class Gates(BaseModel):
     wave_timeout_s: PositiveFloat = Field(
         default=3600.0, description="a wave without enough reports by then fails its reported gate"
     )
+    drift_fails_at: Literal["warn", "alarm"] | None = Field(
+        default="alarm",
+        description="the drift level, of an updated device or of its cohort on the new version since the wave "
+        "started, at which the wave fails (judged at the end of the bake time; not enough data never fails it); "
+        "null: no drift gate",
+    )
 
 
 class RolloutSpec(BaseModel):

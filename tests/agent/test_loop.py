@@ -128,10 +128,10 @@ def _checker(manifest: Any) -> Any:
 
 def test_the_agent_picks_among_the_runtimes_it_has() -> None:
     manifest = make_manifest([(ArtifactFormat.ONNX, Precision.INT8), (ArtifactFormat.TFLITE, Precision.INT8)])
-    without_onnxruntime = choose_artifact(manifest, frozenset({ArtifactFormat.TFLITE}))
+    without_onnxruntime = choose_artifact(manifest, (ArtifactFormat.TFLITE,))
     assert without_onnxruntime is not None
     assert without_onnxruntime.format == ArtifactFormat.TFLITE
-    assert choose_artifact(manifest, frozenset()) is None
+    assert choose_artifact(manifest, ()) is None
     both = choose_artifact(manifest)
     assert both is not None
     assert both.format == ArtifactFormat.ONNX

@@ -25,43 +25,49 @@ SPEC = SensorPreprocessing(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
-def test_single_gives_the_batch_paths_values_bit_for_bit(dtype: type) -> None:
+@pytest.mark.parametrize("size", [1, 3, 8])
+def test_many_gives_the_batch_paths_values_bit_for_bit(dtype: type, size: int) -> None:
     prepare = InputPreparer(SPEC)
     rng = np.random.default_rng(0)
     for _ in range(20):
-        window: np.ndarray = (rng.normal(size=(3, 16)) * rng.uniform(0.01, 1e3)).astype(dtype)
-        assert np.array_equal(prepare.single(window), prepare(window[None]))
+        windows: list[np.ndarray] = [
+            (rng.normal(size=(3, 16)) * rng.uniform(0.01, 1e3)).astype(dtype) for _ in range(size)
+        ]
+        assert np.array_equal(prepare.many(windows), prepare(np.stack(windows)))
 
 
-def test_single_reuses_one_buffer_and_leaves_the_batch_path_fresh() -> None:
+def test_many_reuses_one_buffer_per_batch_size_and_leaves_the_batch_path_fresh() -> None:
     prepare = InputPreparer(SPEC)
-    first = prepare.single(np.ones((3, 16), dtype=np.float32))
-    second = prepare.single(np.zeros((3, 16), dtype=np.float32))
+    first = prepare.many([np.ones((3, 16), dtype=np.float32)])
+    pair = prepare.many([np.ones((3, 16)), np.ones((3, 16))])
+    second = prepare.many([np.zeros((3, 16), dtype=np.float32)])
     assert first is second
+    assert pair is not first
+    assert pair is prepare.many([np.zeros((3, 16)), np.ones((3, 16))])
     assert np.array_equal(second, prepare(np.zeros((1, 3, 16), dtype=np.float32)))
     assert prepare(np.zeros((1, 3, 16))) is not prepare(np.zeros((1, 3, 16)))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_single_refuses_nan_and_infinity_like_the_batch_path(bad: float) -> None:
+def test_many_refuses_nan_and_infinity_like_the_batch_path(bad: float) -> None:
     window = np.ones((3, 16), dtype=np.float32)
     window[2, 7] = bad
     with pytest.raises(InputError, match="NaN or infinity"):
-        InputPreparer(SPEC).single(window)
+        InputPreparer(SPEC).many([np.ones((3, 16)), window])
 
 
-def test_single_refuses_a_wrong_shape_with_the_batch_paths_message() -> None:
+def test_many_refuses_a_wrong_shape_with_the_batch_paths_message() -> None:
     with pytest.raises(InputError, match=r"the model needs \(N, 3, 16\)"):
-        InputPreparer(SPEC).single(np.ones((3, 15), dtype=np.float32))
+        InputPreparer(SPEC).many([np.ones((3, 15), dtype=np.float32)])
     with pytest.raises(InputError, match=r"the model needs \(N, 3, 16\)"):
-        InputPreparer(SPEC).single(np.ones((1, 3, 16), dtype=np.float32))
+        InputPreparer(SPEC).many([np.ones((1, 3, 16), dtype=np.float32)])
 
 
-def test_single_prepares_an_image_as_the_batch_path_does() -> None:
+def test_many_prepares_images_as_the_batch_path_does() -> None:
     spec = ImagePreprocessing(height=4, width=5, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), colour_order="BGR")
-    image = np.random.default_rng(1).integers(0, 256, size=(4, 5, 3), dtype=np.uint8)
+    images = list(np.random.default_rng(1).integers(0, 256, size=(2, 4, 5, 3), dtype=np.uint8))
     prepare = InputPreparer(spec)
-    assert np.array_equal(prepare.single(image), prepare(image[None]))
+    assert np.array_equal(prepare.many(images), prepare(np.stack(images)))
 
 
 def _dynamic_model(tmp_path: Path) -> Path:

@@ -91,11 +91,21 @@ def build_tiny_package(
     healthy = src / "healthy.onnx"
     _write_onnx(healthy, seed, Variant.HEALTHY, vector_inputs, 0)
     all_probs = run_onnx(healthy, batch)
-    features = sensor_features(raw, [c.name for c in channels])
+    # the reference describes normal service (train/reference.py): 400 normal windows, 40 per quantile bin
+    normal_rng = np.random.default_rng(2)
+    normal = np.stack(
+        [
+            Recording.random(FAULTS.index("normal"), normal_rng).window(i, normal_rng)
+            for _ in range(40)
+            for i in range(10)
+        ]
+    )
+    normal_probs = run_onnx(healthy, prepare_sensor_windows(normal, preprocessing))
+    features = sensor_features(normal, [c.name for c in channels])
     reference = ReferenceProfile(
-        sample_count=len(raw),
+        sample_count=len(normal),
         features=[FeatureReference(name=n, histogram=reference_histogram(v)) for n, v in features.items()],
-        class_counts=count_into(np.arange(len(FAULTS) + 1, dtype=np.float64) - 0.5, all_probs.argmax(1)),
+        class_counts=count_into(np.arange(len(FAULTS) + 1, dtype=np.float64) - 0.5, normal_probs.argmax(1)),
         confidence=Histogram(edges=CONFIDENCE_EDGES, counts=count_into(CONFIDENCE_EDGES, all_probs.max(1))),
     )
     expected = ExpectedOutputs(atol=1e-4, outputs={"probs": encode_tensor(probs)})

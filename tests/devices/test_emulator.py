@@ -89,3 +89,25 @@ def test_fleet_emulate_runs_for_its_duration(
     assert done.returncode == 0, done.stderr
     wait_until(lambda: all(len(_statuses(watcher, d)) >= 2 for d in IDS[:2]))
     assert [[s.state for s in _statuses(watcher, d)] for d in IDS[:2]] == [["online", "offline"]] * 2
+
+
+@pytest.mark.unit
+def test_a_broker_restart_needs_a_broker_the_fleet_holds_and_unknown_faults_are_named(tmp_path: Path) -> None:
+    args = (2, tmp_path / "p.efpkg", [tmp_path / "k.pub"], "127.0.0.1", 1883, tmp_path)
+    with pytest.raises(InputError, match="broker-restart") as caught:
+        Fleet(*args, injections=("broker-restart",))
+    assert "--start-broker" in caught.value.hint
+    with pytest.raises(InputError, match="unknown injected faults") as unknown:
+        Fleet(*args, injections=("gremlins",))
+    assert all(name in unknown.value.hint for name in ("dirty-lens", "cut-download", "crash-mid-update", "disk-full"))
+
+
+@pytest.mark.unit
+def test_a_large_fleet_is_split_into_even_shards_that_number_every_device_once() -> None:
+    from devices.shards import shard_sizes
+
+    shards = shard_sizes(1000, 120)
+    assert len(shards) == 9
+    assert sum(count for _, count in shards) == 1000
+    assert max(c for _, c in shards) - min(c for _, c in shards) <= 1
+    assert [first for first, _ in shards] == [sum(c for _, c in shards[:i]) for i in range(len(shards))]

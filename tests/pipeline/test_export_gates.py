@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from devices.profiles import PROFILES
 from edgefleet.errors import InputError, UnsupportedModelError
 from edgefleet.manifest import ArtifactFormat, Precision
 from edgefleet.package import open_package
@@ -57,7 +58,7 @@ def test_the_package_carries_profiles_estimates_and_float_against_quantized_metr
     int8 = next(a.path for a in manifest.artifacts if a.precision == "int8" and a.format == "onnx")
     # a Zero 2 W is slower than a Pi 5 by the ratio of their profile factors, and both are marked estimates
     ratio = by_pair["rpi-zero-2w", int8].p50_ms / by_pair["rpi5", int8].p50_ms
-    assert ratio == pytest.approx(10.0 / 2.0)
+    assert ratio == pytest.approx(PROFILES["rpi-zero-2w"].latency_factor / PROFILES["rpi5"].latency_factor)
     assert by_pair["rpi5", int8].basis.startswith("estimate")
     assert "float_accuracy" in manifest.metrics.reference
     assert {"accuracy", "accuracy_drop", "latency_p50_ms"} <= set(manifest.metrics.artifacts[int8])

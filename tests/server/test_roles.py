@@ -28,6 +28,7 @@ OPEN = frozenset({("POST", "/api/v1/devices/enroll")})
 POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/devices"): PEOPLE,
     ("GET", "/api/v1/devices/{device_id}"): PEOPLE | {D},  # a device: its own record only
+    ("PUT", "/api/v1/devices/{device_id}/tags"): frozenset({A, OP}),
     ("POST", "/api/v1/models"): frozenset({A, OP}),
     ("GET", "/api/v1/models"): PEOPLE,
     ("GET", "/api/v1/models/{name}/versions/{version}"): PEOPLE,
@@ -45,6 +46,15 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/rollouts/{rollout_id}/resume"): frozenset({A, OP}),
     ("POST", "/api/v1/rollouts/{rollout_id}/abort"): frozenset({A, OP}),
     ("GET", "/api/v1/cohorts"): PEOPLE,
+    ("GET", "/api/v1/drift/devices/{device_id}"): PEOPLE,
+    ("GET", "/api/v1/drift/devices/{device_id}/history"): PEOPLE,
+    ("GET", "/api/v1/drift/cohorts"): PEOPLE,
+    ("GET", "/api/v1/drift/history"): PEOPLE,
+    ("GET", "/api/v1/drift/alarms"): PEOPLE,
+    ("POST", "/api/v1/devices/{device_id}/samples:request"): frozenset({A, OP}),
+    ("POST", "/api/v1/devices/{device_id}/samples"): frozenset({A, OP, D}),  # a device: its own id only
+    ("GET", "/api/v1/devices/{device_id}/samples"): PEOPLE,
+    ("GET", "/api/v1/devices/{device_id}/samples/{request_id}"): PEOPLE,
 }
 DEVICE_ID = "walker-1"
 # path parameters filled so that a route lets the request through to its own checks (then 404 or 422 at most)
@@ -55,6 +65,7 @@ SAMPLES = {
     "version": "1.0.0",
     "token_id": "0" * 12,
     "rollout_id": "r-none",
+    "request_id": "r-none",
 }
 
 

@@ -7,14 +7,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from edgefleet.ids import DeviceId
 from fleet_server.api.deps import CallerDep, SessionDep, require
+from fleet_server.api.ratelimit import RateLimits, too_many
 from fleet_server.auth import (
     AlreadyEnrolled,
     AuthError,
+    CredentialsListener,
     LastAdmin,
     NewToken,
     NotAuthenticated,
@@ -28,6 +30,7 @@ from fleet_server.auth import (
     list_tokens,
     revoke_token,
 )
+from fleet_server.auth.tokens import TokenKind, parse_token
 from fleet_server.db.auth_models import ApiToken
 
 __all__ = [
@@ -143,6 +146,12 @@ def _as_http() -> Iterator[None]:
         raise HTTPException(status, detail=str(err), headers=headers) from err
 
 
+def _listener(request: Request) -> CredentialsListener | None:
+    # production broker mode's MosquittoAccounts (fleet_server.app), else None: the embedded broker has no logins
+    listener: CredentialsListener | None = getattr(request.app.state, "broker_accounts", None)
+    return listener
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; every time the server stores is UTC
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -188,14 +197,30 @@ def create_provisioning(body: ProvisioningTokenIn, session: SessionDep, caller: 
 @router.post(
     "/devices/enroll",
     status_code=201,
-    responses={401: {"description": "unknown provisioning token"}, 403: {}, 409: {"description": "enrolled already"}},
+    responses={
+        401: {"description": "unknown provisioning token"},
+        403: {},
+        409: {"description": "enrolled already"},
+        429: {"description": "too many enrollments from this address, or refusals of this provisioning token"},
+    },
 )
-def enroll_device(body: EnrollIn, session: SessionDep) -> EnrolledOut:
+def enroll_device(body: EnrollIn, session: SessionDep, request: Request) -> EnrolledOut:
     """Enroll a device with a provisioning token (no bearer): its API token and MQTT login, shown once."""
-    with _as_http():
-        enrolled = enroll(
-            session, body.provisioning_token.get_secret_value(), body.device_id, body.profile, datetime.now(UTC)
-        )
+    token = body.provisioning_token.get_secret_value()
+    parsed = parse_token(token, TokenKind.PROVISIONING)
+    # refusals are counted per provisioning token, so guessing at one token's secret stops even from many addresses
+    limits: RateLimits = request.app.state.rate_limits
+    key = parsed.id if parsed else "malformed"
+    wait_s = limits.enroll_token_failures.wait_s(key)
+    if wait_s:
+        raise too_many(wait_s, f"refused enrollments with provisioning token {key}")
+    try:
+        with _as_http():
+            enrolled = enroll(session, token, body.device_id, body.profile, datetime.now(UTC), _listener(request))
+    except HTTPException as err:
+        if err.status_code in (401, 403):
+            limits.enroll_token_failures.take(key)
+        raise
     return EnrolledOut(
         device_id=enrolled.device_id,
         token_id=enrolled.api_token.record.id,
@@ -221,10 +246,13 @@ def list_api_tokens(session: SessionDep) -> list[TokenOut]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, dependencies=[Depends(require(Role.ADMIN))])
-def revoke_api_token(token_id: str, session: SessionDep) -> Response:
-    """Revoke a token at once (a device's loses its MQTT login too); revoking again is a no-op."""
+def revoke_api_token(token_id: str, session: SessionDep, request: Request) -> Response:
+    """Revoke a token at once (a device's loses its MQTT login too, and in production broker mode its connection).
+
+    Revoking again is a no-op.
+    """
     with _as_http():
-        revoke_token(session, token_id, datetime.now(UTC))
+        revoke_token(session, token_id, datetime.now(UTC), _listener(request))
     return Response(status_code=204)
 
 

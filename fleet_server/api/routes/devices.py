@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Row, Select, func, select
 
 from fleet_server.api.deps import RuntimeDep, SessionDep, require, require_own_device_or
 from fleet_server.auth import Role
 from fleet_server.db.models import Device, Telemetry
 
-__all__ = ["DeviceOut", "get_device", "list_devices", "router"]
+__all__ = ["DeviceOut", "TagsIn", "get_device", "list_devices", "router", "set_tags"]
 
 router = APIRouter(tags=["devices"])
+
+
+class TagsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]] = Field(
+        max_length=32,
+        description="the device's tags, replacing the ones it has: cohorts and rollout selectors use them",
+    )
 
 
 class DeviceOut(BaseModel):
@@ -26,6 +35,7 @@ class DeviceOut(BaseModel):
     model_name: str | None
     model_version: str | None
     slot: str | None
+    tags: list[str] = Field(description="from the provisioning token it enrolled with, or set by an operator")
     first_seen: datetime
     last_seen: datetime
     telemetry_messages: int
@@ -70,6 +80,7 @@ def _out(
         model_name=device.model_name,
         model_version=device.model_version,
         slot=device.slot,
+        tags=list(device.tags or []),
         first_seen=_utc(device.first_seen),
         last_seen=last_seen,
         telemetry_messages=messages or 0,
@@ -98,3 +109,14 @@ def get_device(device_id: str, session: SessionDep, runtime: RuntimeDep) -> Devi
     if row is None:
         raise HTTPException(404, detail=f"no device {device_id!r} has reported to this server")
     return _out(row, timedelta(seconds=runtime.settings.offline_after_s))
+
+
+@router.put("/devices/{device_id}/tags", dependencies=[Depends(require(Role.OPERATOR))])
+def set_tags(device_id: str, body: TagsIn, session: SessionDep, runtime: RuntimeDep) -> DeviceOut:
+    """Replace a device's tags (a rollout whose selector the device now matches takes it in); 404 when unknown."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise HTTPException(404, detail=f"no device {device_id!r} has reported to this server")
+    device.tags = sorted(set(body.tags))
+    session.commit()
+    return get_device(device_id, session, runtime)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from fleet_server.api.deps import CallerDep, RuntimeDep, SessionDep, require
 from fleet_server.auth import Role
 from fleet_server.db.models import Package
 from fleet_server.db.rollout_models import AuditRow, Rollout, RolloutDevice
+from fleet_server.drift.history import latest_check
 from fleet_server.rollouts import engine
 from fleet_server.rollouts.spec import RolloutSpec
 
@@ -96,7 +97,12 @@ def _out(session: Session, rollout: Rollout) -> RolloutOut:
         counts[row.state] = counts.get(row.state, 0) + 1
     package = session.get(Package, rollout.package_id)
     started = rollout.wave_started_at or rollout.created_at
-    gates = engine.judge_wave(session, spec, rows, package.version if package else spec.version, started)
+    version = package.version if package else spec.version
+    judged = engine.judge_wave(session, spec, rows, version, started)
+    gates = [
+        GateOut(name=g.name, value=g.value, threshold=g.threshold, passed=g.passed, detail=g.detail) for g in judged
+    ]
+    gates += _drift_gate(session, spec, rows, version)
     trail = session.scalars(select(AuditRow).where(AuditRow.rollout_id == rollout.id).order_by(AuditRow.id)).all()
     return RolloutOut(
         id=rollout.id,
@@ -117,12 +123,32 @@ def _out(session: Session, rollout: Rollout) -> RolloutOut:
             )
             for r in rows
         ],
-        gates=[
-            GateOut(name=g.name, value=g.value, threshold=g.threshold, passed=g.passed, detail=g.detail) for g in gates
-        ],
+        gates=gates,
         spec=spec,
         audit=[AuditOut(at=a.at, actor=a.actor, action=a.action, detail=a.detail) for a in trail],
     )
+
+
+def _drift_gate(session: Session, spec: RolloutSpec, rows: Sequence[RolloutDevice], version: str) -> list[GateOut]:
+    """The drift gate as the latest periodic drift check saw it (the engine judges it afresh at the bake's end;
+    a GET must not recompute drift for every updated device)."""
+    fails_at = spec.gates.drift_fails_at
+    if fails_at is None:
+        return []
+    committed = [r.device_id for r in rows if r.state == "committed"]
+    checked = latest_check(session, model_name=spec.name, model_version=version, device_ids=committed)
+    failing = {"alarm"} if fails_at == "alarm" else {"warn", "alarm"}
+    bad = [c for c in checked if c.level.value in failing and (c.scope == "cohort" or c.device_id in committed)]
+    if not committed:
+        detail = "judged once devices have committed the new version"
+    elif not checked:
+        detail = "no drift check has seen the new version yet"
+    elif not bad:
+        detail = f"no drift {fails_at} in the latest check ({checked[0].at:%Y-%m-%d %H:%M:%S} UTC)"
+    else:
+        named = [f"device {c.device_id}" if c.scope == "device" else f"cohort {c.profile}/{c.tag}" for c in bad[:5]]
+        detail = f"drift {fails_at} in the latest check on " + ", ".join(named)
+    return [GateOut(name="drift", value=float(len(bad)), threshold=0.0, passed=not bad, detail=detail)]
 
 
 def _get(session: Session, rollout_id: str) -> Rollout:
