@@ -30,7 +30,8 @@ from devices.profiles import PROFILES, get_profile
 from devices.speed import ProfiledBackend
 from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
 from edge_agent.backends import DEFAULT_RUNTIMES
-from edge_agent.settings import UpdateSettings
+from edge_agent.enroll import with_credentials
+from edge_agent.settings import EnrollmentSettings, UpdateSettings
 from edge_agent.sources import open_source
 from edge_agent.sources.settings import SimulatedCameraSettings
 from edgefleet.errors import EdgefleetError, InputError
@@ -60,7 +61,9 @@ class Fleet:
     the fleet starts and lasting (or growing over) ``fault_s``. A device with a network fault reaches the broker
     through its own ``CuttableProxy`` (``proxies``); ``broker-restart`` needs ``broker``, a Mosquitto the caller
     started; ``crash-mid-update`` devices run as their own processes (``processes``), armed at ``crash_at``.
-    ``updates`` are every device's update settings (its health window). ``first_index`` numbers the devices from ``emu-{first_index + 1}`` (a shard of a larger fleet, devices.shards).
+    ``updates`` are every device's update settings (its health window); with ``enrollment`` each device enrolls
+    itself at the fleet server on its first start. ``faults_armed``, when given, holds the input faults back until
+    it is set: their clock starts then (a scenario injects drift when it is ready for it). ``first_index`` numbers the devices from ``emu-{first_index + 1}`` (a shard of a larger fleet, devices.shards).
     Raises InputError for an unknown profile or fault, before anything starts; ``start`` refuses more devices than
     one process can hold (``MAX_DEVICES_PER_PROCESS``).
     """
@@ -82,6 +85,8 @@ class Fleet:
     broker: Mosquitto | None = None
     first_index: int = 0
     updates: UpdateSettings = field(default_factory=UpdateSettings)
+    enrollment: EnrollmentSettings | None = None
+    faults_armed: threading.Event | None = None
     agents: list[Agent] = field(default_factory=list, init=False)
     processes: dict[str, AgentProcess] = field(default_factory=dict, init=False)
     proxies: dict[str, CuttableProxy] = field(default_factory=dict, init=False)
@@ -138,6 +143,7 @@ class Fleet:
             telemetry_interval_s=self.telemetry_interval_s,
             source=source,
             updates=self.updates,
+            enrollment=self.enrollment,
         )
 
     def start(self) -> None:
@@ -197,7 +203,8 @@ class Fleet:
             process.start()
             return
         factor = get_profile(settings.profile).latency_factor
-        agent = Agent(settings, wrap_backend=partial(ProfiledBackend, latency_factor=factor))
+        # a device given a provisioning token enrolls itself first, as a real one does on its first start
+        agent = Agent(with_credentials(settings), wrap_backend=partial(ProfiledBackend, latency_factor=factor))
         shaping = DOWNLOAD_FAULTS.get(injection.name)
         if shaping is not None:
             route = self.routes[device_id] = DownloadRoute(device_id, shaping)
@@ -269,6 +276,6 @@ class Fleet:
                 agent.run()
                 return
             inner = open_source(agent.settings.source, agent.model.manifest.preprocessing, self._faults_stop)
-            agent.run(source=DriftingSource(inner, schedule, seed=index))
+            agent.run(source=DriftingSource(inner, schedule, seed=index, armed=self.faults_armed))
         except Exception:  # one emulated device failing must not go unnoticed, nor stop the others
             log.exception("fleet.agent_failed", extra={"device": agent.settings.device_id})

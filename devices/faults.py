@@ -147,20 +147,32 @@ def drift_schedule(injection: Injection) -> Callable[[float], _Drift | None] | N
 
 
 class DriftingSource:
-    """Yields what ``inner`` yields, changed by what ``schedule`` says at each input's time since the first."""
+    """Yields what ``inner`` yields, changed by what ``schedule`` says at each input's time since the first (since
+    ``armed`` was set, when one is given)."""
 
-    def __init__(self, inner: Source[Any], schedule: Callable[[float], _Drift | None], seed: int) -> None:
+    def __init__(
+        self,
+        inner: Source[Any],
+        schedule: Callable[[float], _Drift | None],
+        seed: int,
+        armed: threading.Event | None = None,
+    ) -> None:
         self._inner = inner
         self._schedule = schedule
         self._rng = np.random.default_rng(seed)
+        self._armed = armed
 
     @property
     def dropped(self) -> int:
         return self._inner.dropped
 
     def __iter__(self) -> Iterator[npt.NDArray[Any]]:
-        started = time.monotonic()
+        started: float | None = None
         for item in self._inner:
+            if self._armed is not None and not self._armed.is_set():
+                yield item  # held back: the schedule's clock has not started
+                continue
+            started = time.monotonic() if started is None else started
             drift = self._schedule(time.monotonic() - started)
             yield item if drift is None else drift.apply(item, self._rng)
 

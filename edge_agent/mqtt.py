@@ -361,6 +361,11 @@ class Link:
         log.info("mqtt.disconnected", extra={"device": self.device_id})
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic != topic(self.device_id, TopicKind.COMMANDS):
+            # not what this device subscribed to: amqtt 0.12 replays other devices' retained statuses to a
+            # resumed session now and then; nothing a device acts on, and nothing to warn an operator about
+            log.debug("mqtt.foreign_message", extra={"device": self.device_id, "topic": message.topic[:200]})
+            return
         try:
             command = parse_message(message.payload)
         except ValueError as err:  # pydantic's ValidationError is a ValueError
