@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgefleet.cli._server import server_client
 from edgefleet.errors import InputError, ServerError
 
 if TYPE_CHECKING:
@@ -39,18 +40,9 @@ _STYLE = {"ok": "green", "warn": "yellow", "alarm": "bold red", "not-enough-data
 
 
 def _get(server: str, token: str | None, path: str, params: dict[str, Any]) -> Any:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     query = {k: v for k, v in params.items() if v is not None}
-    try:
-        with httpx.Client(base_url=server, timeout=60, headers=headers) as client:
-            response = client.get(f"/api/v1/drift{path}", params=query)
-    except httpx.TransportError as err:
-        raise InputError(
-            f"cannot reach the fleet server at {server}: {err}",
-            hint="start it with `edgefleet server`, or pass --server / EDGEFLEET_SERVER_URL",
-        ) from err
+    with server_client(server, token, timeout_s=60) as client:
+        response = client.get(f"/api/v1/drift{path}", params=query)
     return _answer(response)
 
 

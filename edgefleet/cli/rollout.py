@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgefleet.cli._server import server_client
 from edgefleet.errors import InputError, ServerError
 
 if TYPE_CHECKING:
@@ -40,17 +41,8 @@ def parse_waves(text: str) -> list[dict[str, float]]:
 
 
 def _call(server: str, token: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with httpx.Client(base_url=server, timeout=30, headers=headers) as client:
-            response = client.request(method, f"/api/v1{path}", json=body)
-    except httpx.TransportError as err:
-        raise InputError(
-            f"cannot reach the fleet server at {server}: {err}",
-            hint="start it with `edgefleet server`, or pass --server / EDGEFLEET_SERVER_URL",
-        ) from err
+    with server_client(server, token) as client:
+        response = client.request(method, f"/api/v1{path}", json=body)
     return _answer(response)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from edgefleet.cli._server import server_client
 from edgefleet.cli.rollout import ServerOption, TokenOption
 from edgefleet.errors import EdgefleetError, InputError, ServerError
 
@@ -38,27 +39,18 @@ def pull(
     timeout: Annotated[float, typer.Option(min=1, help="seconds to wait for the device")] = 120.0,
 ) -> None:
     """Ask DEVICE for its kept samples, wait for them, and add them to OUT (a .npz and rows of labels.csv)."""
-    import httpx
-
     from edgefleet.samples import add_to_folder, decode_samples
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with httpx.Client(base_url=server, timeout=60, headers=headers) as client:
-            record = _answer(client.post(f"/api/v1/devices/{device}/samples:request", json={"max_count": max_count}))
-            request_id = record["request_id"]
-            with Console(stderr=True).status(f"waiting for {device} to send its samples (request {request_id})"):
-                record = _wait(client, device, request_id, timeout)
-            if record["count"] == 0:
-                _out.print(f"{device} kept no samples (nothing drifted or unsure since its last upload)")
-                return
-            response = client.get(f"/api/v1/devices/{device}/samples/{request_id}")
-            _answer(response, json=False)
-    except httpx.TransportError as err:
-        raise InputError(
-            f"cannot reach the fleet server at {server}: {err}",
-            hint="start it with `edgefleet server`, or pass --server / EDGEFLEET_SERVER_URL",
-        ) from err
+    with server_client(server, token, timeout_s=60) as client:
+        record = _answer(client.post(f"/api/v1/devices/{device}/samples:request", json={"max_count": max_count}))
+        request_id = record["request_id"]
+        with Console(stderr=True).status(f"waiting for {device} to send its samples (request {request_id})"):
+            record = _wait(client, device, request_id, timeout)
+        if record["count"] == 0:
+            _out.print(f"{device} kept no samples (nothing drifted or unsure since its last upload)")
+            return
+        response = client.get(f"/api/v1/devices/{device}/samples/{request_id}")
+        _answer(response, json=False)
     samples = decode_samples(response.content, max_bytes=1 << 31, where=f"the samples of {device}")
     path = add_to_folder(out, f"{device}-{request_id}", samples)
     labelled = int((samples.labels >= 0).sum())
