@@ -125,6 +125,12 @@ class FeatureReference(Contract):
 
     name: str = Field(min_length=1, max_length=64)
     histogram: Histogram
+    effective_count: float | None = Field(
+        default=None,
+        gt=0,
+        description="independent values the counts are worth: fewer than the count when values come in correlated "
+        "groups (windows of one recording); the server's drift statistics use it, None: every value independent",
+    )
 
 
 class ReferenceProfile(Contract):

@@ -21,6 +21,8 @@ __all__ = [
     "IMAGE_STATS",
     "SENSOR_STATS",
     "count_into",
+    "dispersion",
+    "effective_count",
     "image_features",
     "reference_histogram",
     "sensor_features",
@@ -88,6 +90,42 @@ def count_into(edges: Sequence[float] | npt.NDArray[np.float64], values: npt.Arr
     inner = edge_array[1:-1]
     index = np.searchsorted(inner, np.asarray(values, dtype=np.float64).ravel(), side="right")
     return [int(c) for c in np.bincount(index, minlength=edge_array.size - 1)]
+
+
+def dispersion(counts: npt.ArrayLike, squares: npt.ArrayLike, clusters: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """φ of counts summed over ``clusters`` independent clusters (counts along the last axis, any leading shape).
+
+    ``squares`` holds, per bin, the sum over the clusters of (cluster's count in the bin)² / (cluster's total): with
+    it the Pearson chi-square of the clusters against the pooled shares is Σ squares/share − n, so it adds up over
+    clusters like the counts do. φ is that chi-square over (clusters − 1)(bins used − 1), at least 1; with fewer
+    than two clusters or bins it cannot be told and is 1.
+    """
+    count = np.asarray(counts, dtype=np.float64)
+    square = np.asarray(squares, dtype=np.float64)
+    total = count.sum(axis=-1)
+    safe_total = np.maximum(total, 1e-300)[..., np.newaxis]
+    share = count / safe_total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2 = np.where(share > 0, square / np.where(share > 0, share, 1), 0.0).sum(axis=-1) - total
+    used = (count > 0).sum(axis=-1)
+    dof = (np.asarray(clusters, dtype=np.float64) - 1) * (used - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where(dof > 0, chi2 / np.where(dof > 0, dof, 1), 1.0)
+    return np.asarray(np.maximum(phi, 1.0), dtype=np.float64)
+
+
+def effective_count(edges: Sequence[float], values: npt.ArrayLike, groups: npt.ArrayLike) -> float:
+    """What ``values`` (one per row) counted into ``edges`` are worth as independent values, when rows of one group
+    (the windows of one recording) move together: their count over the groups' ``dispersion``."""
+    data = np.asarray(values, dtype=np.float64).ravel()
+    _, group_index = np.unique(np.asarray(groups).ravel(), return_inverse=True)
+    bins = len(edges) - 1
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64)[1:-1], data, side="right")
+    table = np.zeros((int(group_index.max(initial=-1)) + 1, bins))
+    np.add.at(table, (group_index, index), 1.0)
+    totals = table.sum(axis=1, keepdims=True)
+    squares = (table * table / np.maximum(totals, 1)).sum(axis=0)
+    return float(len(data) / dispersion(table.sum(axis=0), squares, len(table)))
 
 
 def image_features(images: npt.NDArray[np.uint8]) -> dict[str, npt.NDArray[np.float64]]:

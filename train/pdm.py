@@ -139,6 +139,7 @@ def train_pdm(
             reference_labels,
             probs,
             source,
+            _with_extra_groups(groups[train_idx], extra_data)[source.train_rows],
         ),
         rul=None if data.rul is None else RulOutput(cap=data.rul.cap, unit=data.rul.unit),
     )
@@ -165,6 +166,14 @@ def _with_extra(windows: npt.NDArray[np.float32], extra: ExtraData | None) -> np
     if extra is None:
         return windows
     return np.concatenate([windows, extra.train_inputs.astype(np.float32)])
+
+
+def _with_extra_groups(groups: npt.NDArray[np.int64], extra: ExtraData | None) -> npt.NDArray[np.int64]:
+    """The recordings of ``_with_extra``'s windows, in the same order: each extra sample is its own."""
+    if extra is None:
+        return groups
+    first = int(groups.max(initial=-1)) + 1
+    return np.concatenate([groups, np.arange(first, first + len(extra.train_inputs), dtype=np.int64)])
 
 
 def _with_extra_labels(labels: npt.NDArray[np.int64], extra: ExtraData | None) -> npt.NDArray[np.int64]:

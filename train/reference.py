@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefleet.manifest import FeatureReference, Histogram, ReferenceProfile
-from edgefleet.sketch import CONFIDENCE_EDGES, count_into, reference_histogram
+from edgefleet.sketch import CONFIDENCE_EDGES, count_into, effective_count, reference_histogram
 
 __all__ = ["NOMINAL_LABELS", "ReferenceSource", "build_reference_profile", "nominal_label", "reference_source"]
 
@@ -66,16 +66,25 @@ def reference_source(
     return ReferenceSource(np.arange(len(train_labels)), np.arange(len(held_labels)), False)
 
 
+def _feature(name: str, values: npt.NDArray[np.float64], groups: npt.NDArray[np.int64]) -> FeatureReference:
+    histogram = reference_histogram(values)
+    return FeatureReference(
+        name=name, histogram=histogram, effective_count=effective_count(histogram.edges, values, groups)
+    )
+
+
 def build_reference_profile(
     features: dict[str, npt.NDArray[np.float64]],
     train_labels: npt.NDArray[np.int64],
     held_out_probs: npt.NDArray[np.float32],
     source: ReferenceSource,
+    groups: npt.NDArray[np.int64],
 ) -> ReferenceProfile:
     """The profile under the rule in the module docstring.
 
-    ``features`` are computed on the training rows of ``source`` already; ``train_labels`` and ``held_out_probs``
-    cover all training and held-out rows.
+    ``features`` are computed on the training rows of ``source`` already, ``groups`` are those rows' recordings
+    (each feature's effective count: windows of one recording move together); ``train_labels`` and
+    ``held_out_probs`` cover all training and held-out rows.
     """
     classes = held_out_probs.shape[1]
     if source.nominal and len(source.held_rows):
@@ -84,7 +93,7 @@ def build_reference_profile(
         predicted = train_labels[source.train_rows]
     return ReferenceProfile(
         sample_count=len(source.train_rows),
-        features=[FeatureReference(name=n, histogram=reference_histogram(v)) for n, v in features.items()],
+        features=[_feature(name, values, groups) for name, values in features.items()],
         class_counts=[int(c) for c in np.bincount(predicted, minlength=classes)],
         confidence=Histogram(
             edges=list(CONFIDENCE_EDGES), counts=count_into(CONFIDENCE_EDGES, held_out_probs.max(axis=1))

@@ -79,7 +79,11 @@ def train_vision(
         calibration=DATA_FILE,
         metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1, "reference_nominal": float(source.nominal)},
         reference_profile=build_reference_profile(
-            image_features(images[train_idx][source.train_rows]), labels[train_idx], probs, source
+            image_features(images[train_idx][source.train_rows]),
+            labels[train_idx],
+            probs,
+            source,
+            groups[train_idx][source.train_rows],
         ),
     )
     arrays = RunArrays(images[train_idx], images[held], labels[held])

@@ -58,6 +58,7 @@ class DriftBucketRow(Base):
     counts: Mapped[bytes] = mapped_column(LargeBinary)
     confidence_sum: Mapped[float] = mapped_column(Float)
     confidence_summed: Mapped[int] = mapped_column(Integer)
+    squares: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # drift.window.Tally.squares
 
 
 class DriftBaselineRow(Base):
@@ -72,6 +73,7 @@ class DriftBaselineRow(Base):
     end: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     intervals: Mapped[int] = mapped_column(Integer)
     counts: Mapped[bytes] = mapped_column(LargeBinary)
+    squares: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # drift.window.Tally.squares
 
 
 class DriftFillRow(Base):

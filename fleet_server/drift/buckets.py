@@ -13,7 +13,7 @@ have passed and they hold ``min_samples``; it is stored once closed and never ch
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -99,6 +99,7 @@ def _fill_span(session: Session, begin: datetime, end: datetime, bucket_s: float
                 "counts": reference.encode(tally.counts) if reference is not None and tally.counts is not None else b"",
                 "confidence_sum": tally.confidence_sum,
                 "confidence_summed": tally.summed,
+                "squares": reference.encode_squares(tally.squares) if reference is not None else None,
             }
         )
     if rows:
@@ -110,6 +111,7 @@ class _Open:
     start: datetime
     intervals: int = 0
     counts: np.ndarray | None = None
+    squares: list[bytes | None] = field(default_factory=list)
 
 
 def close_baselines(session: Session, *, mark: FillMark, settings: DriftSettings) -> int:
@@ -143,6 +145,7 @@ def close_baselines(session: Session, *, mark: FillMark, settings: DriftSettings
         state = opened.setdefault(key, _Open(aware(row.start)))
         state.intervals += row.intervals
         state.counts = counts if state.counts is None else state.counts + counts
+        state.squares.append(row.squares)
         end = aware(row.start) + step
         samples = int(state.counts[: reference.sample_bins].sum())
         if end - state.start >= span and samples >= settings.thresholds.min_samples:
@@ -154,6 +157,7 @@ def close_baselines(session: Session, *, mark: FillMark, settings: DriftSettings
                 "end": end,
                 "intervals": state.intervals,
                 "counts": reference.encode(state.counts),
+                "squares": reference.encode_squares(reference.sum_squares(state.squares)),
             }
     if closed:
         session.execute(insert(DriftBaselineRow), list(closed.values()))

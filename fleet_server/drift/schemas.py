@@ -64,9 +64,10 @@ class DriftReportOut(BaseModel):
     since: datetime = Field(description="where the window starts: a bucket boundary for windows of two buckets or more")
     until: datetime
     has_reference: bool = Field(description="false when the model's package (or its reference profile) is unknown")
-    reference: Literal["package", "device-baseline"] = Field(
-        description="what the live data was compared with: the package's reference profile (cohorts, and a device "
-        "still collecting its baseline), or the device's own baseline (its first telemetry on this model version)"
+    reference: Literal["package", "device-baseline", "device-baselines"] = Field(
+        description="what the live data was compared with: the package's reference profile (a device still "
+        "collecting its baseline, a cohort with such a device), the device's own baseline (its first telemetry on "
+        "this model version), or, for a cohort whose every device has one, its devices' baselines added up"
     )
     baseline_start: datetime | None = Field(default=None, description="the device's baseline: first bucket")
     baseline_end: datetime | None = Field(

@@ -4,7 +4,13 @@ A device is compared with its own baseline (its first ``baseline_s`` on the mode
 periodic check once it holds ``min_samples``): one machine sits at one or two operating points, so against the
 package's reference, which spans every machine of the training data, it would look drifted all the time. Until
 its baseline is closed a device's level is not-enough-data, and its cohort decides. A cohort is compared with
-the package's reference profile.
+the package's reference profile until every device in it has its own baseline; then its devices' windows after
+their baselines are compared with those baselines added up (each scaled to its device's share of the window):
+the same machines on both sides, so the cohort adds their evidence without their differences counting as drift.
+
+Values are not independent (``stats.dispersion``): each side's dispersion comes from its baseline's intervals
+(pooled over a cohort's devices), or from the window's intervals when there is no baseline; a cohort judged
+against the package also counts its devices as its independent units.
 
 A cohort is a model version × device profile × tag, as in ``/api/v1/cohorts`` (a device with several tags is in
 each of its tags' cohorts, an untagged one in tag ""); its counts are the sum of its devices'. Every group on
@@ -39,13 +45,15 @@ from fleet_server.drift.stats import (
     DriftLevel,
     DriftThresholds,
     assess_classes,
+    dispersion,
     feature_statistics,
     overall_level,
 )
-from fleet_server.drift.window import Baseline, MergedWindow, Tally, merge_window
+from fleet_server.drift.window import Baseline, DeviceSketch, MergedWindow, Tally, merge_window
 
 __all__ = [
     "BASELINE",
+    "BASELINES",
     "PACKAGE",
     "CohortKey",
     "FleetDrift",
@@ -59,6 +67,7 @@ __all__ = [
 CohortKey = tuple[str | None, str | None, str, str]  # model name, model version, profile, tag
 PACKAGE = "package"  # judged against the package's reference profile
 BASELINE = "device-baseline"  # judged against the device's own baseline
+BASELINES = "device-baselines"  # a cohort judged against its devices' own baselines, added up
 _COLLECTING = (
     "collecting this device's baseline: its first telemetry on this model version, until it spans the server's "
     "baseline time and holds enough samples; its cohort is judged against the package's reference meanwhile"
@@ -103,12 +112,16 @@ class _Group:
     model: ModelKey | None
     tally: Tally = field(default_factory=Tally)
     device_ids: set[str] = field(default_factory=set)
-    baseline: Baseline | None = None  # set for a device judged against its own baseline
+    baseline: Baseline | None = None  # set for a device (or cohort) judged against its own (devices') baseline
     is_device: bool = False
+    unit_counts: list[npt.NDArray[np.int64]] = field(default_factory=list)  # a cohort's counts per device
+    member_baselines: list[Baseline | None] = field(default_factory=list)  # a cohort's devices' own baselines
 
     def add(self, device_id: str, tally: Tally) -> None:
         self.device_ids.add(device_id)
         self.tally.add(tally)
+        if not self.is_device and tally.counts is not None:
+            self.unit_counts.append(tally.counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,7 @@ class _Scored:
     psi: npt.NDArray[np.float64]  # (groups, features), corrected for sample size
     ks: npt.NDArray[np.float64]
     live: npt.NDArray[np.int64]  # (groups, features): live values per feature
+    effective: npt.NDArray[np.float64]  # (groups, features): live values over their dispersion
     levels: npt.NDArray[np.object_]
     classes: list[ClassDrift | None]
     accuracy: list[float | None]
@@ -143,6 +157,67 @@ def _reference_parts(reference: Reference) -> Parts:
     )
 
 
+def _tally_dispersion(
+    reference: Reference, counts: npt.NDArray[np.int64], squares: npt.NDArray[np.float64] | None, clusters: int
+) -> npt.NDArray[np.float64] | None:
+    """φ per feature of counts summed over ``clusters`` intervals; None when it cannot be told."""
+    if squares is None or clusters < 2:
+        return None
+    return dispersion(reference.features(counts[np.newaxis])[0], reference.features(squares[np.newaxis])[0], clusters)
+
+
+def _against_dispersion(
+    reference: Reference, group: _Group, package: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """φ per feature of what the group is compared with: the package's reference, or the baseline of its device
+    (of its devices, pooled); a baseline stored without squares takes the window's own intervals' φ."""
+    baseline = group.baseline
+    if baseline is None or baseline.counts is None:
+        return package
+    if group.is_device:
+        found = _tally_dispersion(reference, baseline.counts, baseline.squares, baseline.intervals)
+    else:
+        found = _baselines_dispersion(reference, group.member_baselines)
+    return found if found is not None else _window_dispersion(reference, group, np.ones_like(package))
+
+
+def _window_dispersion(
+    reference: Reference, group: _Group, fallback: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    counts = group.tally.counts
+    assert counts is not None  # scored only with counts
+    found = _tally_dispersion(reference, counts, group.tally.squares, group.tally.intervals)
+    return found if found is not None else fallback
+
+
+def _baselines_dispersion(reference: Reference, baselines: Sequence[Baseline | None]) -> npt.NDArray[np.float64] | None:
+    """φ per feature between the intervals of a cohort's devices' baselines, pooled; None unless every device has
+    one with squares."""
+    known = [(b.counts, b.squares, b.intervals) for b in baselines if b is not None]
+    pairs = [(c, s, n) for c, s, n in known if c is not None and s is not None]
+    if not baselines or len(pairs) < len(baselines):
+        return None
+    counts = np.sum([c for c, _, _ in pairs], axis=0)
+    squares = np.sum([s for _, s, _ in pairs], axis=0)
+    return _tally_dispersion(reference, counts, squares, sum(n for _, _, n in pairs))
+
+
+def _live_dispersion(reference: Reference, group: _Group, fallback: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """φ per feature of a cohort's live counts judged against the package: between intervals (of its devices'
+    baselines when all have one: the window's own would count a drift that starts inside it as dispersion), and
+    between its devices, since machines differ and a cohort's devices are its independent units."""
+    between_intervals = _baselines_dispersion(reference, group.member_baselines)
+    found = [between_intervals if between_intervals is not None else _window_dispersion(reference, group, fallback)]
+    if len(group.unit_counts) >= 2:
+        units = np.stack(group.unit_counts)
+        counts = group.tally.counts
+        assert counts is not None  # scored only with counts
+        by_units = _tally_dispersion(reference, counts, reference.squares(units), len(units))
+        if by_units is not None:
+            found.append(by_units)
+    return np.asarray(np.maximum.reduce(found), dtype=np.float64)
+
+
 def _score(reference: Reference, groups: Sequence[_Group], against: Parts, thresholds: DriftThresholds) -> _Scored:
     counts = np.stack([g.tally.counts for g in groups if g.tally.counts is not None])
     parts = reference.unflatten(counts)
@@ -160,7 +235,16 @@ def _score(reference: Reference, groups: Sequence[_Group], against: Parts, thres
         )
         for row, g in zip(parts.confidence, groups, strict=True)
     ]
-    psi, ks, levels = feature_statistics(ref, live, thresholds)
+    against_phi = np.stack([_against_dispersion(reference, g, reference.dispersions) for g in groups])
+    # a live window has its baseline's dispersion (the same machines); measuring it on the window instead would
+    # count a drift that starts inside the window as dispersion, and hide it
+    live_phi = np.stack(
+        [
+            phi if g.baseline is not None else _live_dispersion(reference, g, phi)
+            for g, phi in zip(groups, against_phi, strict=True)
+        ]
+    )
+    psi, ks, levels = feature_statistics(ref, live, thresholds, live_phi, against_phi)
     return _Scored(
         reference=reference,
         parts=parts,
@@ -168,6 +252,7 @@ def _score(reference: Reference, groups: Sequence[_Group], against: Parts, thres
         psi=psi,
         ks=ks,
         live=live.sum(axis=-1),
+        effective=live.sum(axis=-1) / live_phi,
         levels=levels,
         classes=classes,
         accuracy=accuracy,
@@ -179,7 +264,7 @@ def _summary(scored: _Scored, row: int, group: _Group, thresholds: DriftThreshol
     classes = scored.classes[row]
     if classes is not None:
         levels.append(classes.level)
-    judged = scored.live[row] >= thresholds.min_samples
+    judged = scored.effective[row] >= thresholds.min_samples
     worst = int(np.argmax(np.where(judged, scored.psi[row], -1.0))) if judged.any() else None
     samples = [int(scored.live[row].max(initial=0)), int(scored.parts.classes[row].sum())]
     samples.append(int(scored.parts.confidence[row].sum()))
@@ -191,8 +276,11 @@ def _summary(scored: _Scored, row: int, group: _Group, thresholds: DriftThreshol
         sample_count=max(samples),
         intervals=group.tally.intervals,
         has_reference=True,
-        note="" if judged.any() else f"fewer than {thresholds.min_samples} live samples per feature in the window",
-        reference=BASELINE if group.baseline is not None else PACKAGE,
+        note=""
+        if judged.any()
+        else f"fewer than {thresholds.min_samples} effective live samples per feature in the window (values from "
+        "one machine state count as fewer: stats.dispersion)",
+        reference=PACKAGE if group.baseline is None else BASELINE if group.is_device else BASELINES,
         baseline=group.baseline,
     )
 
@@ -234,13 +322,13 @@ def _judge(
         elif group.is_device and group.baseline is None:
             batches[(model, "collecting")].append(index)
         else:
-            batches[(model, "device" if group.is_device else "cohort")].append(index)
+            batches[(model, "package" if group.baseline is None else "own")].append(index)
     for (model, scope), indices in batches.items():
         reference = references[model]
         assert reference is not None  # batched only with a reference
         members = [groups[i] for i in indices]
         baselines = [g.baseline.counts for g in members if g.baseline is not None and g.baseline.counts is not None]
-        against = reference.unflatten(np.stack(baselines)) if scope == "device" else _reference_parts(reference)
+        against = reference.unflatten(np.stack(baselines)) if scope == "own" else _reference_parts(reference)
         scored = _score(reference, members, against, thresholds)
         for row, index in enumerate(indices):
             if scope == "collecting":
@@ -334,16 +422,52 @@ def _device_groups(merged: MergedWindow, device_ids: Collection[str]) -> list[_G
 
 
 def _cohort_groups(merged: MergedWindow, devices: dict[str, Device]) -> dict[CohortKey, _Group]:
-    groups: dict[CohortKey, _Group] = {}
+    """Cohorts and their devices' sketches: whole windows against the package's reference, or, once every device
+    has its own baseline, their windows after it against the baselines (``_pool_baselines``)."""
+    members: dict[CohortKey, list[DeviceSketch]] = defaultdict(list)
     for sketch in merged.sketches:
         device = devices.get(sketch.device_id)
         if device is None:
             continue
         name, version = sketch.model if sketch.model else (None, None)
         for tag in device.tags or [""]:
-            key = (name, version, device.profile, tag)
-            groups.setdefault(key, _Group(sketch.model)).add(sketch.device_id, sketch.all)
+            members[(name, version, device.profile, tag)].append(sketch)
+    groups: dict[CohortKey, _Group] = {}
+    for key, sketches in members.items():
+        model = sketches[0].model
+        baselines = [merged.baselines.get((s.device_id, model)) if model else None for s in sketches]
+        pooled = _pool_baselines(baselines, [s.live for s in sketches], merged.references.get(model) if model else None)
+        group = groups[key] = _Group(model, baseline=pooled)
+        for sketch, baseline in zip(sketches, baselines, strict=True):
+            group.add(sketch.device_id, sketch.all if pooled is None else sketch.live)
+            group.member_baselines.append(baseline)
     return groups
+
+
+def _pool_baselines(
+    baselines: Sequence[Baseline | None], live: Sequence[Tally], reference: Reference | None
+) -> Baseline | None:
+    """A cohort's devices' baselines added up, each scaled to its device's share of the live window, so that machines
+    that differ (each at its own operating point) weigh the same on both sides; None unless every device of the
+    cohort has a baseline and some live data after it."""
+    if reference is None or not baselines or any(b is None or b.counts is None for b in baselines):
+        return None
+    known = [b for b in baselines if b is not None and b.counts is not None]
+    bins = reference.sample_bins
+    live_totals = [float(t.counts[:bins].sum()) if t.counts is not None else 0.0 for t in live]
+    if not sum(live_totals):
+        return None
+    scaled = [
+        b.counts * (n / max(float(b.counts[:bins].sum()), 1.0))
+        for b, n in zip(known, live_totals, strict=True)
+        if b.counts is not None
+    ]
+    return Baseline(
+        start=min(b.start for b in known),
+        end=max(b.end for b in known),
+        intervals=sum(b.intervals for b in known),
+        counts=np.rint(np.sum(scaled, axis=0)).astype(np.int64),
+    )
 
 
 def _devices(session: Session, ids: Collection[str]) -> dict[str, Device]:

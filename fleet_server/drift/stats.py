@@ -6,12 +6,19 @@ scores a whole fleet (devices × features × bins).
 
 The decision rule, per feature (``assess_feature``, ``feature_levels``):
 
-1. Fewer than ``min_samples`` live values: NOT_ENOUGH_DATA. Below it, a few windows from one machine state
+1. Fewer than ``min_samples`` effective live values (rule 2): NOT_ENOUGH_DATA. Below it, a few windows from one machine state
    say more about that state than about drift.
 2. PSI is corrected for sample size. Between two samples of the *same* distribution PSI is not zero: it is
-   about chi²(k-1)·(1/n + 1/N) (n live, N reference values, k bins), so its expected value
-   (k-1)·(1/n + 1/N) — e.g. 0.09 for 10 bins and 100 live values — is subtracted before the thresholds.
-   Without this, small devices warn all the time and big cohorts never get the benefit of their data.
+   about chi²(k-1)·(φ/n + φ'/N) (n live, N reference values, k bins), so its expected value
+   (k-1)·(φ/n + φ'/N) — e.g. 0.09 for 10 bins, 100 independent live values and a large reference — is
+   subtracted before the thresholds. Without this, small devices warn all the time and big cohorts never get
+   the benefit of their data.
+   φ and φ' are the **dispersions** of the two sides (``dispersion``): values from one machine are not
+   independent. A sensor's windows follow its operating point, so the hundred windows of one point count
+   about as much as one: n/φ is the effective sample size. φ is estimated from the data, as quasi-likelihood
+   models do: the Pearson chi-square of the clusters' counts (telemetry intervals, or devices) against their
+   pooled shares, over its degrees of freedom; 1 when the clusters vary no more than independent values would.
+   The minimum sample size (rule 1) applies to the effective count n/φ.
 3. The corrected PSI gives WARN at ``psi_warn`` and ALARM at ``psi_alarm``; the KS distance must agree: it
    caps the level at WARN below ``ks_alarm`` and at OK below ``ks_warn``. PSI sees any change of shape,
    KS only moves of the distribution; a drift large enough to act on moves both, while the noise of
@@ -39,6 +46,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgefleet.sketch import dispersion
+
 __all__ = [
     "ClassDrift",
     "DriftLevel",
@@ -49,6 +58,7 @@ __all__ = [
     "chi_square",
     "chi_square_p_value",
     "corrected_psi",
+    "dispersion",
     "feature_levels",
     "feature_statistics",
     "ks_distance",
@@ -141,55 +151,73 @@ def ks_distance(reference: npt.ArrayLike, live: npt.ArrayLike) -> npt.NDArray[np
     return np.asarray(np.abs(ref_cdf - live_cdf).max(axis=-1), dtype=np.float64)
 
 
-def corrected_psi(reference: npt.ArrayLike, live: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """PSI minus what sampling noise alone gives, (k-1)·(1/n + 1/N), floored at 0 (k: bins used on either side)."""
+def corrected_psi(
+    reference: npt.ArrayLike,
+    live: npt.ArrayLike,
+    live_dispersion: npt.ArrayLike = 1.0,
+    reference_dispersion: npt.ArrayLike = 1.0,
+) -> npt.NDArray[np.float64]:
+    """PSI minus what sampling noise alone gives, (k-1)·(φ/n + φ'/N), floored at 0 (k: bins used on either side)."""
     ref = np.asarray(reference, dtype=np.float64)
     liv = np.asarray(live, dtype=np.float64)
     ref, liv = np.broadcast_arrays(ref, liv)
     bins = ((ref + liv) > 0).sum(axis=-1)
-    noise = np.maximum(bins - 1, 0) * (1 / np.maximum(liv.sum(axis=-1), 1) + 1 / np.maximum(ref.sum(axis=-1), 1))
+    per_value = np.asarray(live_dispersion, dtype=np.float64) / np.maximum(liv.sum(axis=-1), 1) + np.asarray(
+        reference_dispersion, dtype=np.float64
+    ) / np.maximum(ref.sum(axis=-1), 1)
+    noise = np.maximum(bins - 1, 0) * per_value
     return np.asarray(np.maximum(psi(ref, liv) - noise, 0.0), dtype=np.float64)
 
 
 def _level_codes(
     psi_value: npt.NDArray[np.float64],
     ks: npt.NDArray[np.float64],
-    live_count: npt.NDArray[np.float64],
+    effective_count: npt.NDArray[np.float64],
     thresholds: DriftThresholds,
 ) -> npt.NDArray[np.int8]:
     by_psi = np.where(psi_value >= thresholds.psi_alarm, 3, np.where(psi_value >= thresholds.psi_warn, 2, 1))
     by_ks = np.where(ks >= thresholds.ks_alarm, 3, np.where(ks >= thresholds.ks_warn, 2, 1))
     codes = np.minimum(by_psi, by_ks)
-    return np.where(live_count < thresholds.min_samples, 0, codes).astype(np.int8)
+    return np.where(effective_count < thresholds.min_samples, 0, codes).astype(np.int8)
 
 
 def feature_levels(
-    reference: npt.ArrayLike, live: npt.ArrayLike, thresholds: DriftThresholds | None = None
+    reference: npt.ArrayLike,
+    live: npt.ArrayLike,
+    thresholds: DriftThresholds | None = None,
+    live_dispersion: npt.ArrayLike = 1.0,
+    reference_dispersion: npt.ArrayLike = 1.0,
 ) -> npt.NDArray[np.object_]:
     """The level of every feature at once (counts along the last axis, any leading shape), as DriftLevel values."""
-    rule = thresholds or DriftThresholds()
-    ref = np.asarray(reference, dtype=np.float64)
-    liv = np.asarray(live, dtype=np.float64)
-    codes = _level_codes(corrected_psi(ref, liv), ks_distance(ref, liv), liv.sum(axis=-1), rule)
-    return np.asarray(_BY_CODE, dtype=object)[codes]
+    return feature_statistics(reference, live, thresholds or DriftThresholds(), live_dispersion, reference_dispersion)[
+        2
+    ]
 
 
 def feature_statistics(
-    reference: npt.ArrayLike, live: npt.ArrayLike, thresholds: DriftThresholds
+    reference: npt.ArrayLike,
+    live: npt.ArrayLike,
+    thresholds: DriftThresholds,
+    live_dispersion: npt.ArrayLike = 1.0,
+    reference_dispersion: npt.ArrayLike = 1.0,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.object_]]:
-    """Corrected PSI, KS distance and level of every feature at once, each statistic computed once."""
+    """Corrected PSI, KS distance and level of every feature at once, each statistic computed once.
+
+    The dispersions (φ of each side, ``dispersion``) broadcast against the counts without their bins axis.
+    """
     ref = np.asarray(reference, dtype=np.float64)
     liv = np.asarray(live, dtype=np.float64)
-    value = corrected_psi(ref, liv)
+    value = corrected_psi(ref, liv, live_dispersion, reference_dispersion)
     ks = ks_distance(ref, liv)
-    codes = _level_codes(value, ks, liv.sum(axis=-1), thresholds)
+    effective = liv.sum(axis=-1) / np.asarray(live_dispersion, dtype=np.float64)
+    codes = _level_codes(value, ks, effective, thresholds)
     return value, ks, np.asarray(_BY_CODE, dtype=object)[codes]
 
 
 def assess_feature(
     name: str, reference_counts: npt.ArrayLike, live_counts: npt.ArrayLike, thresholds: DriftThresholds | None = None
 ) -> FeatureDrift:
-    """One feature's PSI (corrected), KS and level under the rule in the module docstring."""
+    """One feature's PSI (corrected), KS and level under the rule in the module docstring (independent values)."""
     rule = thresholds or DriftThresholds()
     ref = np.asarray(reference_counts, dtype=np.float64)
     liv = np.asarray(live_counts, dtype=np.float64)
@@ -198,10 +226,8 @@ def assess_feature(
     live_count = int(liv.sum())
     if live_count < rule.min_samples:
         return FeatureDrift(name, None, None, live_count, DriftLevel.NOT_ENOUGH_DATA)
-    value = float(corrected_psi(ref, liv))
-    ks = float(ks_distance(ref, liv))
-    code = int(_level_codes(np.asarray(value), np.asarray(ks), np.asarray(float(live_count)), rule))
-    return FeatureDrift(name, value, ks, live_count, _BY_CODE[code])
+    value, ks, levels = feature_statistics(ref, liv, rule)
+    return FeatureDrift(name, float(value), float(ks), live_count, DriftLevel(str(levels)))
 
 
 def chi_square_p_value(statistic: float, dof: int) -> float:

@@ -61,10 +61,19 @@ class Tally:
     confidence_sum: float = 0.0
     summed: int = 0  # predictions whose telemetry carried a confidence sum
     last_at: datetime | None = None
+    # per flat bin, Σ over the intervals of count² / the interval's total (Reference.squares); None: not known for
+    # every interval (buckets stored before it was kept), so the intervals' dispersion cannot be told
+    squares: npt.NDArray[np.float64] | None = None
 
     def add(self, other: Tally) -> None:
         self.intervals += other.intervals
         if other.counts is not None:
+            if self.counts is None:
+                self.squares = None if other.squares is None else other.squares.copy()
+            elif self.squares is not None and other.squares is not None:
+                self.squares = self.squares + other.squares
+            else:
+                self.squares = None
             self.counts = other.counts.copy() if self.counts is None else self.counts + other.counts
         self.confidence_sum += other.confidence_sum
         self.summed += other.summed
@@ -80,6 +89,7 @@ class Baseline:
     end: datetime
     intervals: int
     counts: npt.NDArray[np.int64] | None
+    squares: npt.NDArray[np.float64] | None = None  # as Tally.squares
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +168,10 @@ def raw_tallies(
     out: dict[K, tuple[str, ModelKey | None, Tally]] = {}
     for key, (device_id, model, payloads, last_at) in rows.items():
         reference = references.get(model) if model is not None else None
-        counts = (
-            np.asarray([reference.flatten(p) for p in payloads], dtype=np.int64).sum(axis=0)
-            if reference is not None
-            else None
-        )
+        counts = squares = None
+        if reference is not None:
+            flat = np.asarray([reference.flatten(p) for p in payloads], dtype=np.int64)
+            counts, squares = flat.sum(axis=0), reference.squares(flat)
         sums = [
             (p["confidence_sum"], sum(p.get("confidence_counts") or ()))
             for p in payloads
@@ -174,6 +183,7 @@ def raw_tallies(
             confidence_sum=float(sum(s for s, _ in sums)),
             summed=int(sum(n for _, n in sums)),
             last_at=last_at,
+            squares=squares,
         )
         out[key] = (device_id, model, tally)
     return out, references
@@ -261,25 +271,27 @@ def _add_buckets(
         DriftBucketRow.counts,
         DriftBucketRow.confidence_sum,
         DriftBucketRow.confidence_summed,
+        DriftBucketRow.squares,
     ).where(DriftBucketRow.start >= start, DriftBucketRow.start < end, *filters)
-    groups: dict[tuple[str, ModelKey, bool], tuple[Tally, list[bytes]]] = {}
-    for device_id, name, version, bucket_start, last_at, intervals, blob, confidence_sum, summed in session.execute(
-        query
-    ):
+    groups: dict[tuple[str, ModelKey, bool], tuple[Tally, list[bytes], list[bytes | None]]] = {}
+    for row in session.execute(query):
+        device_id, name, version, bucket_start, last_at, intervals, blob, confidence_sum, summed, squares = row
         model = (name, version)
         key = (device_id, model, merger.is_live(device_id, model, aware(bucket_start)))
         entry = groups.get(key)
         if entry is None:
-            entry = groups[key] = (Tally(), [])
-        tally, blobs = entry
+            entry = groups[key] = (Tally(), [], [])
+        tally, blobs, square_blobs = entry
         tally.add(Tally(intervals, None, confidence_sum, summed, aware(last_at)))
         blobs.append(blob)
+        square_blobs.append(squares)
     references = load_references(session, {model for _, model, _ in groups})
-    for (device_id, model, live), (tally, blobs) in groups.items():
+    for (device_id, model, live), (tally, blobs, square_blobs) in groups.items():
         reference = references.get(model)
         if reference is not None and all(len(b) == 4 * reference.width for b in blobs):
             joined = np.frombuffer(b"".join(blobs), dtype="<i4").reshape(len(blobs), reference.width)
             tally.counts = joined.sum(axis=0, dtype=np.int64)
+            tally.squares = reference.sum_squares(square_blobs)
         merger.add(device_id, model, live, tally)
     return references
 
@@ -341,12 +353,15 @@ def _baselines(
         DriftBaselineRow.end,
         DriftBaselineRow.intervals,
         DriftBaselineRow.counts,
+        DriftBaselineRow.squares,
     ).where(DriftBaselineRow.model_version.in_(versions))
-    for device_id, name, version, start, end, intervals, blob in session.execute(query):
+    for device_id, name, version, start, end, intervals, blob, squares in session.execute(query):
         model = (name, version)
         reference = references.get(model)
         if (device_id, model) in keys and reference is not None:
             counts = reference.decode(blob)
             if counts is not None:
-                found[(device_id, model)] = Baseline(aware(start), aware(end), intervals, counts)
+                found[(device_id, model)] = Baseline(
+                    aware(start), aware(end), intervals, counts, reference.sum_squares([squares])
+                )
     return found

@@ -10,7 +10,15 @@ from edge_agent.telemetry import IntervalAggregator, Prediction, ReportContext
 from edgefleet.manifest import ArtifactFormat, FeatureReference, ImagePreprocessing, Precision, ReferenceProfile
 from edgefleet.messages import SystemStats
 from edgefleet.sensor_sim import SAMPLE_RATE_HZ, WINDOW_LENGTH, Recording
-from edgefleet.sketch import IMAGE_STATS, SENSOR_STATS, count_into, image_features, reference_histogram, sensor_features
+from edgefleet.sketch import (
+    IMAGE_STATS,
+    SENSOR_STATS,
+    count_into,
+    effective_count,
+    image_features,
+    reference_histogram,
+    sensor_features,
+)
 from tests.factories import make_manifest
 
 pytestmark = pytest.mark.unit
@@ -95,3 +103,17 @@ def test_the_aggregator_counts_image_features_into_the_reference_bins() -> None:
     live_features = image_features(live)
     for feature in reference.features[:-1]:
         assert message.sketches[feature.name] == count_into(feature.histogram.edges, live_features[feature.name])
+
+
+def test_windows_of_one_recording_count_as_about_one_value_in_the_reference() -> None:
+    rng = np.random.default_rng(5)
+    recordings = [Recording.random(0, rng) for _ in range(40)]
+    windows = np.stack([r.window(i, rng) for r in recordings for i in range(8)])
+    groups = np.repeat(np.arange(40), 8)
+    features = sensor_features(windows, ["vx", "vy", "t", "i", "p"])
+    # the mean temperature follows the recording's operating point: 320 windows, about 40 recordings' worth
+    temperature = features["t.mean"]
+    assert effective_count(reference_histogram(temperature).edges, temperature, groups) < 80
+    # independent draws are worth what they number
+    noise = rng.normal(size=320)
+    assert effective_count(reference_histogram(noise).edges, noise, groups) == pytest.approx(320, rel=0.25)

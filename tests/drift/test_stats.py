@@ -14,6 +14,7 @@ from fleet_server.drift import (
     chi_square,
     chi_square_p_value,
     corrected_psi,
+    dispersion,
     feature_levels,
     ks_distance,
     overall_level,
@@ -124,3 +125,47 @@ def test_overall_level_is_the_worst_and_not_enough_data_only_when_nothing_has_da
     assert overall_level([DriftLevel.NOT_ENOUGH_DATA, DriftLevel.OK]) is DriftLevel.OK
     assert overall_level([DriftLevel.NOT_ENOUGH_DATA]) is DriftLevel.NOT_ENOUGH_DATA
     assert overall_level([]) is DriftLevel.NOT_ENOUGH_DATA
+
+
+def _clustered(rng: np.random.Generator, clusters: int, size: int, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and squares of ``clusters`` intervals whose ``size`` values all fall in one random bin (one machine
+    state per interval), as the server sums them."""
+    table = np.zeros((clusters, bins))
+    table[np.arange(clusters), rng.integers(0, bins, clusters)] = size
+    return table.sum(axis=0), (table * table / size).sum(axis=0)
+
+
+def test_dispersion_is_one_for_independent_values_and_the_cluster_size_for_copies() -> None:
+    rng = np.random.default_rng(3)
+    independent = rng.multinomial(200, np.full(10, 0.1), size=300)
+    phi = dispersion(independent.sum(axis=0), (independent**2 / 200).sum(axis=0), 300)
+    assert phi == pytest.approx(1.0, abs=0.1)
+    counts, squares = _clustered(rng, 300, 200)
+    assert dispersion(counts, squares, 300) == pytest.approx(200, rel=0.1)
+    # one cluster says nothing about how clusters differ
+    assert dispersion(counts, squares, 1) == 1.0
+
+
+def test_clustered_values_without_drift_do_not_alarm_once_their_dispersion_is_known() -> None:
+    rng = np.random.default_rng(4)
+    raised_plain, alarms_corrected, warns_corrected, judged = 0, 0, 0, 0
+    for _ in range(200):
+        base, base_squares = _clustered(rng, 180, 20)  # a 30 min baseline: 180 intervals of one machine state each
+        live, _ = _clustered(rng, 240, 20)  # 40 min of the same machine
+        phi = dispersion(base, base_squares, 180)
+        raised_plain += feature_levels(base, live) != DriftLevel.OK
+        level = feature_levels(base, live, None, phi, phi)
+        alarms_corrected += level == DriftLevel.ALARM
+        warns_corrected += level == DriftLevel.WARN
+        judged += level != DriftLevel.NOT_ENOUGH_DATA
+    # worth 240 values rather than 4,800, they are judged and pass; counted as independent, they warn far more often
+    assert judged == 200
+    assert alarms_corrected <= 2
+    assert warns_corrected <= 10
+    assert raised_plain > 3 * (alarms_corrected + warns_corrected)
+
+
+def test_the_minimum_sample_size_counts_effective_values() -> None:
+    live = np.full(10, 100)
+    assert feature_levels(REFERENCE, live) == DriftLevel.OK
+    assert feature_levels(REFERENCE, live, None, 10.0) == DriftLevel.NOT_ENOUGH_DATA

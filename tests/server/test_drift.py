@@ -250,10 +250,11 @@ def test_drift_per_device_and_cohort_with_history_alarms_and_the_command_line(
 
     cohorts = {(c["model_version"], c["tag"]): c for c in http.get("/api/v1/drift/cohorts").json()}
     line1 = cohorts[("1.0.0", "line-1")]
-    assert (line1["devices"], line1["device_ids"], line1["reference"]) == (2, ["d-ok-1", "d-ok-2"], "package")
-    assert (line1["intervals"], line1["level"]) == (6, "ok")
+    # every device of line 1 has its baseline: the cohort's windows after them against them, scaled to the window
+    assert (line1["devices"], line1["device_ids"], line1["reference"]) == (2, ["d-ok-1", "d-ok-2"], "device-baselines")
+    assert (line1["intervals"], line1["level"]) == (2, "ok")
     vib1 = {f["name"]: f for f in line1["features"]}["vib.rms"]
-    assert (vib1["reference_counts"], vib1["live_counts"]) == ([200] * 5, [40 * 6] * 5)
+    assert (vib1["reference_counts"], vib1["live_counts"]) == ([80] * 5, [80] * 5)
     line3 = cohorts[("1.0.0", "line-3")]
     assert (line3["level"], line3["sample_count"]) == ("not-enough-data", 10)
     assert cohorts[("1.0.0", "line-2")]["level"] == "alarm"
