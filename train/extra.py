@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,17 @@ from edgefleet.errors import InputError
 from edgefleet.samples import LABELS_FILE, NO_LABEL, read_folder
 from train.run import RunInfo, load_run
 
-__all__ = ["ExtraData", "FineTune", "load_extra_data", "load_fine_tune"]
+__all__ = [
+    "ExtraData",
+    "FineTune",
+    "load_extra_data",
+    "load_fine_tune",
+    "with_extra",
+    "with_extra_groups",
+    "with_extra_labels",
+]
+
+G = TypeVar("G", bound=np.generic)
 
 # the extra samples' share of each training epoch: a few hundred drifted inputs beside thousands of reference
 # ones would barely move the model, so they are repeated up to this share
@@ -76,6 +86,28 @@ def load_extra_data(folder: Path, label_names: list[str], input_shape: tuple[int
     return ExtraData(
         inputs[kept], labels[kept], inputs[held], labels[held], skipped=int((~known).sum()), source=str(folder)
     )
+
+
+def with_extra(inputs: npt.NDArray[G], extra: ExtraData | None) -> npt.NDArray[G]:
+    """The training inputs and the extra ones trained on: the reference profile and calibration cover both."""
+    if extra is None:
+        return inputs
+    return np.concatenate([inputs, extra.train_inputs.astype(inputs.dtype)])
+
+
+def with_extra_labels(labels: npt.NDArray[np.int64], extra: ExtraData | None) -> npt.NDArray[np.int64]:
+    """The labels of ``with_extra``'s inputs, in the same order."""
+    if extra is None:
+        return labels
+    return np.concatenate([labels, extra.train_labels.astype(np.int64)])
+
+
+def with_extra_groups(groups: npt.NDArray[np.int64], extra: ExtraData | None) -> npt.NDArray[np.int64]:
+    """The recordings of ``with_extra``'s inputs, in the same order: each extra sample is its own."""
+    if extra is None:
+        return groups
+    first = int(groups.max(initial=-1)) + 1
+    return np.concatenate([groups, np.arange(first, first + len(extra.train_inputs), dtype=np.int64)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,14 @@ from edgefleet.manifest import ChannelSpec, SensorPreprocessing
 from edgefleet.preprocess import prepare_sensor_windows
 from edgefleet.sketch import sensor_features
 from train.datasets import SensorDataset, check_dataset, run_to_failure_dataset, synthetic_dataset
-from train.extra import ExtraData, FineTune, load_extra_data, load_fine_tune
+from train.extra import (
+    FineTune,
+    load_extra_data,
+    load_fine_tune,
+    with_extra,
+    with_extra_groups,
+    with_extra_labels,
+)
 from train.fit import EpochReport, Split, class_weights, fit, predict, split_by_recording
 from train.metrics import RulReport, TrainingMetrics, classification_report, rul_report
 from train.models import SensorCNN
@@ -116,8 +123,8 @@ def train_pdm(
     probs = predictions.probs
     report = classification_report(labels[held_idx], probs.argmax(1), label_names)
     metrics = {"accuracy": report.accuracy, "macro_f1": report.macro_f1} | extra_metrics
-    reference_windows = _with_extra(windows[train_idx], extra_data)
-    reference_labels = _with_extra_labels(labels[train_idx], extra_data)
+    reference_windows = with_extra(windows[train_idx], extra_data)
+    reference_labels = with_extra_labels(labels[train_idx], extra_data)
     source = reference_source(label_names, reference_labels, labels[held_idx])
     # 1: the drift reference describes the nominal class; 0: no label is nominal, it describes all the data
     metrics["reference_nominal"] = float(source.nominal)
@@ -139,12 +146,12 @@ def train_pdm(
             reference_labels,
             probs,
             source,
-            _with_extra_groups(groups[train_idx], extra_data)[source.train_rows],
+            with_extra_groups(groups[train_idx], extra_data)[source.train_rows],
         ),
         rul=None if data.rul is None else RulOutput(cap=data.rul.cap, unit=data.rul.unit),
     )
     arrays = RunArrays(
-        _with_extra(windows[train_idx], extra_data),
+        with_extra(windows[train_idx], extra_data),
         windows[held_idx],
         labels[held_idx],
         None if data.rul is None else data.rul.values[held_idx],
@@ -159,28 +166,6 @@ def _scaling(tune: FineTune | None, train_windows: npt.NDArray[np.float32], data
     if not isinstance(tune.run.preprocessing, SensorPreprocessing):
         raise InputError("the run to fine-tune is not a sensor model", hint="pass a run of `edgefleet train pdm`")
     return tune.run.preprocessing
-
-
-def _with_extra(windows: npt.NDArray[np.float32], extra: ExtraData | None) -> npt.NDArray[np.float32]:
-    """The training windows and the extra ones trained on: the reference profile and calibration cover both."""
-    if extra is None:
-        return windows
-    return np.concatenate([windows, extra.train_inputs.astype(np.float32)])
-
-
-def _with_extra_groups(groups: npt.NDArray[np.int64], extra: ExtraData | None) -> npt.NDArray[np.int64]:
-    """The recordings of ``_with_extra``'s windows, in the same order: each extra sample is its own."""
-    if extra is None:
-        return groups
-    first = int(groups.max(initial=-1)) + 1
-    return np.concatenate([groups, np.arange(first, first + len(extra.train_inputs), dtype=np.int64)])
-
-
-def _with_extra_labels(labels: npt.NDArray[np.int64], extra: ExtraData | None) -> npt.NDArray[np.int64]:
-    """The labels of ``_with_extra``'s windows, in the same order."""
-    if extra is None:
-        return labels
-    return np.concatenate([labels, extra.train_labels.astype(np.int64)])
 
 
 def _accuracy(model: torch.nn.Module, data: Split) -> float:

@@ -111,6 +111,13 @@ def vision(
     ] = None,
     size: Annotated[int, typer.Option(min=16, max=512, help="input size in pixels (square)")] = 64,
     width: Annotated[float, typer.Option(min=0.25, max=2.0, help="width multiplier of the network")] = 0.5,
+    extra_data: Annotated[
+        Path | None,
+        typer.Option(help="a folder of samples from devices (`edgefleet samples pull`): its labelled ones train too"),
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="a run to fine-tune (its weights and normalisation) instead of training anew")
+    ] = None,
 ) -> None:
     """Visual inspection: a defect classifier for camera images, on synthetic surfaces or your images."""
     from train import VisionConfig, train_vision
@@ -122,8 +129,12 @@ def vision(
     elif data is not None:
         dataset = load_image_folder(data, size=size)
     config = VisionConfig(epochs=epochs, seed=seed, size=size, width=width)
-    run = _with_progress(epochs, lambda on_epoch: train_vision(config, out, on_epoch, dataset))
+    run = _with_progress(
+        epochs, lambda on_epoch: train_vision(config, out, on_epoch, dataset, extra=extra_data, init=init)
+    )
     _print_run(out, run)
+    if extra_data is not None:
+        _tell_unlabelled(extra_data, run.labels)
 
 
 def _tell_unlabelled(folder: Path, labels: list[str]) -> None:

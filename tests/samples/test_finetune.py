@@ -113,3 +113,42 @@ def test_labels_written_in_labels_csv_are_the_ones_trained_on(tmp_path: Path) ->
     labels = np.concatenate([loaded.train_labels, loaded.held_labels])
     assert labels.tolist() == [FAULTS.index("misalignment")] * 4
     assert json.dumps(loaded.source)
+
+
+def test_fine_tuning_the_image_model_on_darkened_images_raises_their_accuracy(tmp_path: Path) -> None:
+    from devices.drifts import Brightness
+    from train import VisionConfig, load_run, train_vision
+    from train.datasets.surfaces import synthetic_images
+
+    # the demo's run: about half a minute to a macro-F1 near 0.9
+    train_vision(VisionConfig(size=48, per_class=300, patience=10, width=0.75), tmp_path / "base")
+    # the line's lamp failed: every image far darker than the model was trained on
+    drifted = synthetic_images(per_class=40, size=48, seed=7)
+    rng = np.random.default_rng(7)
+    dark = np.stack([Brightness(-0.35).apply(image, rng) for image in drifted.images])
+    count = len(dark)
+    add_to_folder(
+        tmp_path / "extra",
+        "cam-1",
+        SampleSet(
+            inputs=dark,
+            labels=drifted.labels.astype(np.int64),
+            predictions=np.zeros(count, dtype=np.int64),
+            confidences=np.full(count, 0.4, dtype=np.float32),
+            ts=np.arange(count, dtype=np.float64),
+            reasons=np.array(["out-of-range:brightness"] * count),
+            models=np.array(["surface-inspection@1.0.0"] * count),
+            label_names=tuple(drifted.label_names),
+        ),
+    )
+    tuned = train_vision(
+        VisionConfig(size=48, per_class=300, epochs=8), tmp_path / "tuned", extra=tmp_path / "extra",
+        init=tmp_path / "base",
+    )  # fmt: skip
+    before, after = tuned.metrics["extra_accuracy_before"], tuned.metrics["extra_accuracy"]
+    print(f"darkened images: accuracy {before:.3f} before, {after:.3f} after fine-tuning")
+    assert after > before + 0.1, (before, after)
+    base = load_run(tmp_path / "base")
+    assert tuned.metrics["accuracy"] > base.metrics["accuracy"] - 0.1  # the undarkened images are not forgotten
+    assert tuned.name == base.name
+    assert tuned.model_width == 0.75  # the run's own width, not the config's
