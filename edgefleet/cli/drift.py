@@ -79,6 +79,9 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+_AGAINST = {"device-baseline": "its own baseline", "device-baselines": "its devices' own baselines, added up"}
+
+
 def _show_report(report: dict[str, Any], title: str) -> None:
     console = Console()
     model = f"{report['model_name']}@{report['model_version']}" if report["model_name"] else "no model"
@@ -87,7 +90,7 @@ def _show_report(report: dict[str, Any], title: str) -> None:
         f"{report['intervals']} intervals · estimated accuracy {_num(report['estimated_accuracy'], '.1%')}",
         highlight=False,
     )
-    against = "its own baseline" if report.get("reference") == "device-baseline" else "the package's reference"
+    against = _AGAINST.get(str(report.get("reference")), "the package's reference")
     console.print(f"compared with {against}", highlight=False)
     if report["note"]:
         console.print(f"[yellow]{report['note']}[/]", highlight=False)
