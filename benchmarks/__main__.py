@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks import agent, drift, fleet, foundation, fuzz, quantization, server, training, updates
+from benchmarks import agent, drift, fleet, foundation, fuzz, quantization, server, soak, training, updates
 from benchmarks.machine import describe_machine
 
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -28,6 +28,7 @@ def main() -> None:
         ("drift", drift.run),
         ("fuzz", fuzz.run),
         ("fleet", fleet.run),
+        ("soak", soak.run),
     ):
         with console.status(f"benchmark: {name}"):
             sections.append(bench())

@@ -19,7 +19,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, SecretStr
+
 from edge_agent import AgentSettings
+from edge_agent.durable import write_atomic
 from edge_agent.failpoints import ENV as FAILPOINT_ENV
 
 __all__ = ["AgentProcess", "settings_toml"]
@@ -28,8 +31,9 @@ log = logging.getLogger(__name__)
 
 
 def settings_toml(settings: AgentSettings) -> str:
-    """``settings`` as the agent's TOML file (secrets left out: the emulated fleet uses none)."""
-    data = settings.model_dump(mode="json", exclude_none=True)
+    """``settings`` as the agent's TOML file, secrets (a provisioning token, a broker password) written out: keep the
+    file to its owner."""
+    data = _revealed(settings)
     top = [f"{key} = {_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
     tables = [
         f"[{key}]\n" + "\n".join(f"{k} = {_value(v)}" for k, v in value.items() if not isinstance(v, dict))
@@ -37,6 +41,17 @@ def settings_toml(settings: AgentSettings) -> str:
         if isinstance(value, dict)
     ]
     return "\n".join(top) + "\n\n" + "\n\n".join(tables) + "\n"
+
+
+def _revealed(model: BaseModel) -> dict[str, Any]:
+    """``model`` dumped as JSON data, its secrets as their values rather than pydantic's mask."""
+    data = model.model_dump(mode="json", exclude_none=True)
+    for name, value in model:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            data[name] = _revealed(value)
+    return data
 
 
 def _value(value: Any) -> str:
@@ -64,7 +79,7 @@ class AgentProcess:
         self.restarts = 0
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = settings.data_dir.parent / f"{settings.device_id}.toml"
-        self.config.write_text(settings_toml(settings))
+        write_atomic(self.config, settings_toml(settings).encode(), 0o600)
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -86,6 +101,13 @@ class AgentProcess:
                 process.kill()
                 process.wait(timeout_s)
         self._supervisor.join(timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the running process, as a power cut would; the supervisor starts it again."""
+        with self._lock:
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
 
     def _spawn(self, *, armed: bool) -> None:
         env = {k: v for k, v in os.environ.items() if k != FAILPOINT_ENV}

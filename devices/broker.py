@@ -61,7 +61,7 @@ class Mosquitto:
             config = self.folder / "mosquitto.conf"
             config.write_text(
                 f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                f"persistence true\npersistence_location {self.folder}/\nmax_queued_messages 100000\n"
+                f"persistence true\npersistence_location {self.folder}/\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
                 # run as root, Mosquitto would switch to its own user, which cannot write its database here
                 f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
             )

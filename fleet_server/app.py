@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -69,6 +72,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             max_payload_bytes=settings.max_payload_bytes,
             queue_size=settings.ingest_queue_size,
             share_group=settings.mqtt.share_group,
+            client_id=settings.mqtt.ingest_client_id or await asyncio.to_thread(_ingest_client_id, settings.data_dir),
+            durable_acks=not settings.mqtt.embedded_broker,
             username=mqtt_logins.ingest.username,
             password=mqtt_logins.ingest.password.get_secret_value() if mqtt_logins.ingest.password else None,
         )
@@ -118,6 +123,20 @@ class _MqttLogins:
 
     ingest: MqttSettings
     commands: MqttSettings
+
+
+def _ingest_client_id(data_dir: Path) -> str:
+    """The ingest's client id kept in ``data_dir``, made at the first start: the same id at every start is what
+    lets the broker keep the ingest's session while the server is down."""
+    path = data_dir / "ingest-client-id"
+    with contextlib.suppress(FileNotFoundError):
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+    client_id = f"edgefleet-ingest-{secrets.token_hex(4)}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(client_id + "\n")
+    return client_id
 
 
 def _production_broker(app: FastAPI, settings: ServerSettings, sessions: sessionmaker[Session]) -> _MqttLogins:

@@ -68,6 +68,8 @@ class _Accepted:
     message: StatusV1 | TelemetryV1 | EventV1
     received_at: datetime
     payload: bytes  # as the device sent it, already validated into ``message``
+    mid: int = 0  # acknowledged to the broker once committed (durable acks), with its QoS
+    qos: int = 0
 
 
 class Ingest:
@@ -89,6 +91,7 @@ class Ingest:
         queue_size: int,
         share_group: str | None = None,
         client_id: str | None = None,
+        durable_acks: bool = False,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
@@ -104,9 +107,21 @@ class Ingest:
         # each device this worker knows is stored, with the last_seen it last read or wrote (writer thread only)
         self._last_seen: dict[str, datetime] = {}
         self._connected = threading.Event()
-        # a broker drops a client when another one connects with the same id: each worker needs its own
+        # a broker drops a client when another one connects with the same id: each worker needs its own. With a
+        # fixed id the session persists: what devices report while this worker is down waits for it at the broker
+        # (QoS 1 subscriptions), rather than being acknowledged to the device and then dropped
+        persistent = client_id is not None
         client_id = client_id or f"edgefleet-ingest-{secrets.token_hex(3)}"
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        # durable acks: a report is acknowledged to the broker only once committed, so a worker killed with a
+        # batch in memory gets it again from its session; only with a persistent session on a broker that outlives
+        # the server (the embedded broker dies with it, and its queue with it)
+        self._durable_acks = durable_acks and persistent
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
+            manual_ack=self._durable_acks,
+        )
         if username is not None:
             self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
@@ -155,6 +170,8 @@ class Ingest:
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         # paho's network thread: validate, enqueue, return; never touch the database here
         reason = self._refusal(msg)
+        if reason is not None and self._durable_acks:
+            self._client.ack(msg.mid, msg.qos)  # refused for good: a redelivery would be refused again
         if reason is not None:
             self._metrics.rejected.labels(reason=reason).inc()
             log.warning("ingest.rejected", extra={"topic": msg.topic[:200], "reason": reason})
@@ -182,7 +199,7 @@ class Ingest:
             return "nul_character"
         if self._queue.qsize() >= self._queue_size:
             return "queue_full"
-        self._queue.put(_Accepted(message, datetime.now(UTC), bytes(msg.payload)))
+        self._queue.put(_Accepted(message, datetime.now(UTC), bytes(msg.payload), msg.mid, msg.qos))
         return None
 
     def _write_loop(self) -> None:
@@ -231,13 +248,20 @@ class Ingest:
         except Exception:  # a bad batch must not stop ingest: it is logged, counted and dropped
             log.exception("ingest.store_failed", extra={"messages": len(batch)})
             self._metrics.rejected.labels(reason="store_failed").inc(len(batch))
+            self._ack(batch)
             return
+        self._ack(batch)
         # only what is committed counts, and only a committed device is known to exist
         self._last_seen.update(seen)
         self._metrics.received.labels(kind="status").inc(len(statuses))
         self._metrics.received.labels(kind="telemetry").inc(stored_telemetry)
         self._metrics.received.labels(kind="event").inc(stored_events)
         self._metrics.duplicates.inc(len(telemetry) + len(events) - stored_telemetry - stored_events)
+
+    def _ack(self, batch: list[_Accepted]) -> None:
+        if self._durable_acks:
+            for accepted in batch:
+                self._client.ack(accepted.mid, accepted.qos)
 
     def _touch_devices(self, session: Session, batch: list[_Accepted]) -> dict[str, datetime]:
         """Create the batch's new devices and move ``last_seen`` on (to within ``_LAST_SEEN_STEP``); returns the

@@ -19,6 +19,13 @@ class MqttSettings(BaseModel):
     embedded_broker: bool = Field(default=True, description="run the amqtt broker inside the server process")
     username: str | None = None
     password: SecretStr | None = None
+    ingest_client_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the ingest's MQTT client id, the same at every start so the broker keeps its session and queues "
+        "device reports while the server is down; default: one made at the first start and kept in data_dir "
+        "(each worker of a share_group needs its own)",
+    )
     share_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
