@@ -184,6 +184,9 @@ class Agent:
         context = ReportContext(self.settings.device_id, self.model.active)
         aggregator = IntervalAggregator(self.model.manifest)
         interval_start, dropped = time.monotonic(), 0
+        # reports fall due on a fixed beat, not an interval after the last one went out: the loop notices a due
+        # report only between batches, and restarting the clock then would stretch every interval by that delay
+        report_at = interval_start + self._interval_s
         served = 0
         told = _SourceProblems()
         log.info("agent.serving", extra={"device": self.settings.device_id, "max_windows": max_windows})
@@ -199,16 +202,21 @@ class Agent:
                 self._install_pending()
                 context = ReportContext(self.settings.device_id, self.model.active)
                 aggregator, interval_start = IntervalAggregator(self.model.manifest), time.monotonic()
+                report_at = interval_start + self._interval_s
             if max_windows is not None:
                 batch = batch[: max_windows - served]
             if batch:
                 self._serve(batch, aggregator)
                 served += len(batch)
-            if time.monotonic() - interval_start >= self._interval_s:
+            now = time.monotonic()
+            if now >= report_at:
                 self._tell_source_problems(source, told)
                 aggregator.drops, dropped = feeder.dropped - dropped, feeder.dropped
-                self._report(aggregator, context, time.monotonic() - interval_start)
-                aggregator, interval_start = IntervalAggregator(self.model.manifest), time.monotonic()
+                self._report(aggregator, context, now - interval_start)
+                aggregator, interval_start = IntervalAggregator(self.model.manifest), now
+                report_at += self._interval_s
+                if report_at <= now:  # a whole interval behind (suspended, starved): a new beat from now
+                    report_at = now + self._interval_s
             if max_windows is not None and served >= max_windows:
                 break
         self._stop.set()
