@@ -44,6 +44,17 @@ def _with_progress(epochs: int, train: Callable[[Callable[[EpochReport], None]],
         return train(on_epoch)
 
 
+# both model families fine-tune the same way (train/extra.py)
+ExtraDataOption = Annotated[
+    Path | None,
+    typer.Option(help="a folder of samples from devices (`edgefleet samples pull`): its labelled ones train too"),
+]
+InitOption = Annotated[
+    Path | None,
+    typer.Option(help="a run to fine-tune (its weights and input scaling) instead of training anew"),
+]
+
+
 @app.command()
 def pdm(
     out: Annotated[Path, typer.Option(help="the run folder to write")],
@@ -70,13 +81,8 @@ def pdm(
     ] = None,
     subset: Annotated[str, typer.Option(help="C-MAPSS: which subset (FD001 to FD004)")] = "FD001",
     rul_cap: Annotated[int, typer.Option(min=1, help="C-MAPSS: cycles at which the RUL target is capped")] = 125,
-    extra_data: Annotated[
-        Path | None,
-        typer.Option(help="a folder of samples from devices (`edgefleet samples pull`): its labelled ones train too"),
-    ] = None,
-    init: Annotated[
-        Path | None, typer.Option(help="a run to fine-tune (its weights and scaling) instead of training anew")
-    ] = None,
+    extra_data: ExtraDataOption = None,
+    init: InitOption = None,
 ) -> None:
     """Predictive maintenance: a sensor-window fault classifier (and RUL estimator), on synthetic data or yours."""
     from train import PdmConfig, train_pdm
@@ -111,13 +117,8 @@ def vision(
     ] = None,
     size: Annotated[int, typer.Option(min=16, max=512, help="input size in pixels (square)")] = 64,
     width: Annotated[float, typer.Option(min=0.25, max=2.0, help="width multiplier of the network")] = 0.5,
-    extra_data: Annotated[
-        Path | None,
-        typer.Option(help="a folder of samples from devices (`edgefleet samples pull`): its labelled ones train too"),
-    ] = None,
-    init: Annotated[
-        Path | None, typer.Option(help="a run to fine-tune (its weights and normalisation) instead of training anew")
-    ] = None,
+    extra_data: ExtraDataOption = None,
+    init: InitOption = None,
 ) -> None:
     """Visual inspection: a defect classifier for camera images, on synthetic surfaces or your images."""
     from train import VisionConfig, train_vision
