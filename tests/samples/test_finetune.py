@@ -120,10 +120,10 @@ def test_fine_tuning_the_image_model_on_darkened_images_raises_their_accuracy(tm
     from train import VisionConfig, load_run, train_vision
     from train.datasets.surfaces import synthetic_images
 
-    # the demo's run: about half a minute to a macro-F1 near 0.9
-    train_vision(VisionConfig(size=48, per_class=300, patience=10, width=0.75), tmp_path / "base")
+    # smaller than the demo's run, about 20 s, for a macro-F1 near 0.9
+    train_vision(VisionConfig(size=40, per_class=200, patience=6, width=0.75), tmp_path / "base")
     # the line's lamp failed: every image far darker than the model was trained on
-    drifted = synthetic_images(per_class=40, size=48, seed=7)
+    drifted = synthetic_images(per_class=40, size=40, seed=7)
     rng = np.random.default_rng(7)
     dark = np.stack([Brightness(-0.35).apply(image, rng) for image in drifted.images])
     count = len(dark)
@@ -142,7 +142,7 @@ def test_fine_tuning_the_image_model_on_darkened_images_raises_their_accuracy(tm
         ),
     )
     tuned = train_vision(
-        VisionConfig(size=48, per_class=300, epochs=8), tmp_path / "tuned", extra=tmp_path / "extra",
+        VisionConfig(size=40, per_class=200, epochs=10), tmp_path / "tuned", extra=tmp_path / "extra",
         init=tmp_path / "base",
     )  # fmt: skip
     before, after = tuned.metrics["extra_accuracy_before"], tuned.metrics["extra_accuracy"]
