@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -185,8 +186,10 @@ class Agent:
         aggregator = IntervalAggregator(self.model.manifest)
         interval_start, dropped = time.monotonic(), 0
         # reports fall due on a fixed beat, not an interval after the last one went out: the loop notices a due
-        # report only between batches, and restarting the clock then would stretch every interval by that delay
-        report_at = interval_start + self._interval_s
+        # report only between batches, and restarting the clock then would stretch every interval by that delay.
+        # The beat's phase is random: devices powered on together (a line after an outage, an emulated fleet)
+        # would otherwise report in the same second, every interval, for good
+        report_at = interval_start + self._interval_s * (0.5 + random.random())  # noqa: S311 (not a secret)
         served = 0
         told = _SourceProblems()
         log.info("agent.serving", extra={"device": self.settings.device_id, "max_windows": max_windows})
