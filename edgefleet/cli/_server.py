@@ -4,15 +4,15 @@ when the server cannot be reached."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from edgefleet.errors import InputError
+from edgefleet.errors import InputError, ServerError
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["server_client"]
+__all__ = ["answer", "server_client"]
 
 
 @contextlib.contextmanager
@@ -29,3 +29,24 @@ def server_client(server: str, token: str | None, timeout_s: float = 30.0) -> It
             f"cannot reach the fleet server at {server}: {err}",
             hint="start it with `edgefleet server`, or pass --server / EDGEFLEET_SERVER_URL",
         ) from err
+
+
+def answer(
+    response: httpx.Response,
+    *,
+    hints: Mapping[int, str] | None = None,
+    default_hint: str = "",
+    input_codes: Collection[int] = (),
+    json: bool = True,
+) -> Any:
+    """The server's JSON answer (None with ``json=False``), or its refusal raised with its detail: InputError for
+    ``input_codes`` (the caller's input was wrong), ServerError otherwise, with ``hints``' line for the status."""
+    if response.is_success:
+        return response.json() if json else None
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    error = InputError if response.status_code in input_codes else ServerError
+    hint = (hints or {}).get(response.status_code, default_hint)
+    raise error(f"the server answered {response.status_code}: {detail}", hint=hint)

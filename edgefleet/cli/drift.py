@@ -8,17 +8,13 @@ the reference profile), read over the HTTP API.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgefleet.cli._server import server_client
-from edgefleet.errors import InputError, ServerError
-
-if TYPE_CHECKING:
-    import httpx
+from edgefleet.cli._server import answer, server_client
 
 __all__ = ["alarms", "app", "cohorts", "device", "history", "spark"]
 
@@ -43,20 +39,15 @@ def _get(server: str, token: str | None, path: str, params: dict[str, Any]) -> A
     query = {k: v for k, v in params.items() if v is not None}
     with server_client(server, token, timeout_s=60) as client:
         response = client.get(f"/api/v1/drift{path}", params=query)
-    return _answer(response)
+    return answer(response, hints=_HINTS, input_codes=(404, 422))
 
 
-def _answer(response: httpx.Response) -> Any:
-    if response.is_success:
-        return response.json()
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    if response.status_code in (404, 422):
-        raise InputError(f"the server answered {response.status_code}: {detail}", hint="check the id and options")
-    hint = {401: "pass an API token with --token or EDGEFLEET_TOKEN", 403: "use a viewer's (or higher) token"}
-    raise ServerError(f"the server answered {response.status_code}: {detail}", hint=hint.get(response.status_code, ""))
+_HINTS = {
+    401: "pass an API token with --token or EDGEFLEET_TOKEN",
+    403: "use a viewer's (or higher) token",
+    404: "check the id and options",
+    422: "check the id and options",
+}
 
 
 def spark(counts: list[int]) -> str:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgefleet.cli._server import server_client
-from edgefleet.errors import InputError, ServerError
-
-if TYPE_CHECKING:
-    import httpx
+from edgefleet.cli._server import answer, server_client
+from edgefleet.errors import InputError
 
 __all__ = ["abort", "app", "create", "parse_waves", "pause", "resume", "status"]
 
@@ -43,19 +40,7 @@ def parse_waves(text: str) -> list[dict[str, float]]:
 def _call(server: str, token: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     with server_client(server, token) as client:
         response = client.request(method, f"/api/v1{path}", json=body)
-    return _answer(response)
-
-
-def _answer(response: httpx.Response) -> Any:
-    if response.is_success:
-        return response.json()
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    raise ServerError(
-        f"the server answered {response.status_code}: {detail}", hint=_HINTS.get(response.status_code, "")
-    )
+    return answer(response, hints=_HINTS)
 
 
 _HINTS = {

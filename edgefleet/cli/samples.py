@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from edgefleet.cli._server import server_client
+from edgefleet.cli._server import answer, server_client
 from edgefleet.cli.rollout import ServerOption, TokenOption
-from edgefleet.errors import EdgefleetError, InputError, ServerError
+from edgefleet.errors import EdgefleetError
 
 if TYPE_CHECKING:
     import httpx
@@ -76,14 +76,9 @@ def _wait(client: httpx.Client, device: str, request_id: str, timeout_s: float) 
 
 
 def _answer(response: httpx.Response, *, json: bool = True) -> Any:
-    if response.is_success:
-        return response.json() if json else None
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    error = InputError if response.status_code in (400, 401, 403, 404, 413, 422) else ServerError
-    raise error(
-        f"the server answered {response.status_code}: {detail}",
-        hint="check --device, and that --token is an operator's token",
+    return answer(
+        response,
+        default_hint="check --device, and that --token is an operator's token",
+        input_codes=(400, 401, 403, 404, 413, 422),
+        json=json,
     )
