@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edgefleet.errors import ConfigError
+from edgefleet.ports import free_port
 
 __all__ = ["Mosquitto"]
 
@@ -41,7 +42,7 @@ class Mosquitto:
             )
         self._binary = binary
         self.folder = folder
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.restarts = 0
         self.last_outage: tuple[float, float] | None = None  # wall-clock times the last restart stopped and started it
         self._process: subprocess.Popen[bytes] | None = None
@@ -115,12 +116,6 @@ class Mosquitto:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:

@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from devices.broker import Mosquitto
 from devices.emulator import Fleet
 from edge_agent.settings import EnrollmentSettings, UpdateSettings
 from edgefleet.errors import ConfigError
+from edgefleet.ports import free_port
 
 __all__ = ["FAULTS", "SoakPlan", "SoakReport", "soak"]
 
@@ -147,13 +147,6 @@ def _wait(condition: Callable[[], bool], timeout_s: float, failure: str) -> None
         time.sleep(0.2)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _call(server: _Server, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
     """One API call; None while the server is down (killed by the soak a moment ago)."""
     try:
@@ -181,7 +174,7 @@ class _Parts:
 def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Iterator[_Parts]:
     broker = Mosquitto(root / "broker")
     broker.start()
-    server = _Server(root / "server", _free_port(), broker.port, key)
+    server = _Server(root / "server", free_port(), broker.port, key)
     server.data_dir.mkdir(parents=True, exist_ok=True)
     parts = _Parts(broker, server)
     try:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+
+from edgefleet.ports import free_port as free_port
 
 T = TypeVar("T")
 
@@ -24,13 +25,6 @@ def wait_until(condition: Callable[[], T], *, timeout_s: float = 10.0, interval_
         time.sleep(interval_s)
         last = condition()
     return last
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgefleet.errors import EdgefleetError, GateError
+from edgefleet.ports import free_port
 
 __all__ = ["demo"]
 
@@ -335,16 +335,6 @@ def _unless_completed(rollout: dict[str, Any]) -> str:
     return "" if rollout["state"] == "completed" else f"; rollout {rollout['state']}: {rollout['reason']}"
 
 
-def _port(preferred: int) -> int:
-    """``preferred`` when it is free, else any free port, so a second demo does not fail on a busy port."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", preferred))
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def demo(
     once: Annotated[
         bool, typer.Option("--once", help="exit when the scenario is done (non-zero if an outcome was missed)")
@@ -359,7 +349,7 @@ def demo(
     configure("WARNING")
     for stale in ("runs", "exports", "packages", "server", "devices"):
         shutil.rmtree(out / stale, ignore_errors=True)
-    scenario = _Scenario(out, _port(http_port), _port(mqtt_port))
+    scenario = _Scenario(out, free_port(http_port), free_port(mqtt_port))
     steps: list[tuple[str, Callable[[], str]]] = [
         ("keys", scenario.keys),
         ("train", scenario.train),
