@@ -27,12 +27,19 @@ from edge_agent.sources import Source, open_source
 from edge_agent.sources.settings import SimulatedSourceSettings
 from edge_agent.system import SystemProbe
 from edge_agent.telemetry import IntervalAggregator, Prediction, ReportContext
+from edge_agent.trust import key_ring
 from edge_agent.updates import HealthWindow, Slot, Updater, Vitals
-from edgefleet.errors import AgentError, EdgefleetError
-from edgefleet.messages import AssignCommand, ConfigureCommand, EventKind, RollbackCommand, UploadSamplesCommand
+from edgefleet.errors import AgentError, EdgefleetError, KeyListError
+from edgefleet.messages import (
+    AssignCommand,
+    ConfigureCommand,
+    EventKind,
+    KeysCommand,
+    RollbackCommand,
+    UploadSamplesCommand,
+)
 from edgefleet.package import OpenedPackage
 from edgefleet.preprocess import InputPreparer
-from edgefleet.signing import load_public_keys
 from edgefleet.topics import TopicKind
 
 __all__ = ["Agent", "as_probabilities"]
@@ -57,8 +64,14 @@ class Agent:
             max_messages=settings.broker.outbox_max_messages,
             max_bytes=settings.broker.outbox_max_bytes,
         )
+        self.keys = key_ring(settings)
         self.link = Link(
-            settings.device_id, settings.profile, settings.broker, Sequences(settings.data_dir / "seq.json"), outbox
+            settings.device_id,
+            settings.profile,
+            settings.broker,
+            Sequences(settings.data_dir / "seq.json"),
+            outbox,
+            keys_version=lambda: self.keys.version,
         )
         self._probe = SystemProbe()
         self._model: LoadedModel | None = None
@@ -91,7 +104,7 @@ class Agent:
     def load(self) -> LoadedModel:
         """Load the model of the active slot (installing the configured package on a first start), completing or
         rolling back an update a crash interrupted, without the network; raises EdgefleetError."""
-        self.updater = Updater(self.settings, load_public_keys(self.settings.trusted_keys), self)
+        self.updater = Updater(self.settings, self.keys, self)
         model = self.updater.boot()
         self._install(model, None)
         return model
@@ -250,8 +263,21 @@ class Agent:
                     log.info("agent.configured", extra={"telemetry_interval_s": self._interval_s})
             elif isinstance(command, UploadSamplesCommand):
                 self._uploader.submit(command)
+            elif isinstance(command, KeysCommand):
+                self._adopt_keys(command)
             elif self.updater is not None and isinstance(command, AssignCommand | RollbackCommand):
                 self.updater.submit(command)
+
+    def _adopt_keys(self, command: KeysCommand) -> None:
+        try:
+            adopted = self.keys.offer(command.key_list)
+        except KeyListError as err:
+            detail = f"key list refused: {err.message}"
+            self.link.publish_event(EventKind.ERROR, package=None, detail=detail)
+            log.warning("agent.key_list_refused", extra={"device": self.settings.device_id, "error": err.message})
+            return
+        if adopted:
+            self.link.announce()
 
     def _tell_source_problems(self, source: Source[Any], told: _SourceProblems) -> None:
         """An error event for each new loss of the input device and for lines that did not parse since the last.

@@ -8,6 +8,7 @@ restart uses them again without the provisioning token. Plain ``urllib``: the ag
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -18,9 +19,13 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from edge_agent.durable import write_atomic
 from edge_agent.settings import AgentSettings
-from edgefleet.errors import AgentError
+from edge_agent.trust import key_ring
+from edgefleet.errors import AgentError, KeyListError
+from edgefleet.keylist import SignedKeyListV1
 
 __all__ = ["CREDENTIALS_FILE", "Credentials", "EnrollmentError", "with_credentials"]
+
+log = logging.getLogger(__name__)
 
 CREDENTIALS_FILE: Final = "credentials.json"
 _ATTEMPTS: Final = 5
@@ -110,7 +115,7 @@ def _enroll(settings: AgentSettings, timeout_s: float) -> Credentials:
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
                 answer = json.loads(response.read())
-            return Credentials(
+            credentials = Credentials(
                 device_id=answer["device_id"],
                 token=answer["token"],
                 mqtt_username=answer["mqtt"]["username"],
@@ -131,7 +136,22 @@ def _enroll(settings: AgentSettings, timeout_s: float) -> Credentials:
                 f"cannot enroll at {url}: {err}",
                 hint="check enrollment.server_url and that the fleet server is running and reachable",
             ) from err
+        # outside the try: the token is spent now, so nothing here may lead to enrolling again
+        _keep_key_list(settings, answer.get("key_list"))
+        return credentials
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _keep_key_list(settings: AgentSettings, key_list: object) -> None:
+    """Adopt the signing-key list the server gave at enrollment, when the device has a root key to check it with;
+    one that does not verify is logged and left (the server sends its list again when the device connects)."""
+    if key_list is None or not settings.root_keys:
+        return
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key_ring(settings).offer(SignedKeyListV1.model_validate(key_list))
+    except (KeyListError, ValidationError, OSError) as err:
+        log.warning("enroll.key_list_refused", extra={"device": settings.device_id, "error": str(err)})
 
 
 def _refused(err: urllib.error.HTTPError, device_id: str) -> EnrollmentError:

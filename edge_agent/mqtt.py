@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -61,7 +62,13 @@ class Link:
     """
 
     def __init__(
-        self, device_id: str, profile: str, broker: BrokerSettings, sequences: Sequences, outbox: Outbox
+        self,
+        device_id: str,
+        profile: str,
+        broker: BrokerSettings,
+        sequences: Sequences,
+        outbox: Outbox,
+        keys_version: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.device_id, self.profile = device_id, profile
         self._broker = broker
@@ -69,6 +76,7 @@ class Link:
         self._outbox = outbox
         self._outbox_failing = False
         self._model: ActiveModel | None = None
+        self._keys_version = keys_version
         self._connected = threading.Event()
         self._connects: queue.SimpleQueue[bool] = queue.SimpleQueue()
         self._sessions = 0  # successful connections so far; the sender resends everything when it changes
@@ -182,6 +190,11 @@ class Link:
         device dies, and the server keeps the model from the latest status and from the update events.
         """
         self._model = model
+        self.announce()
+
+    def announce(self) -> None:
+        """Publish a new retained status, e.g. after the device adopted a newer signing-key list (the server sends
+        a newer list to a device whose status shows an older one)."""
         if self.is_connected:
             self._publish_status(self._status("online", self._seq.take(TopicKind.STATUS)))
 
@@ -313,6 +326,7 @@ class Link:
             agent_version=edgefleet.__version__,
             profile=self.profile,
             model=self._model,
+            keys_version=self._keys_version(),
         )
 
     def _set_tls(self, broker: BrokerSettings) -> None:

@@ -116,7 +116,14 @@ class AgentSettings(BaseSettings):
     data_dir: Path = Path(".edgefleet/agent")
     broker: BrokerSettings = BrokerSettings()
     package: Path | None = Field(default=None, description="the package to install and run at start")
-    trusted_keys: list[Path] = Field(default_factory=list, description="public keys packages must be signed with")
+    trusted_keys: list[Path] = Field(
+        default_factory=list, description="public keys packages may be signed with, pinned (rotating them re-flashes)"
+    )
+    root_keys: list[Path] = Field(
+        default_factory=list,
+        description="root public keys: packages may also be signed with any key of the newest key list a root "
+        "signed (from enrollment, a package or the server), so signing keys rotate over the air",
+    )
     telemetry_interval_s: PositiveFloat = 10.0
     threads: int = Field(default=1, ge=1, le=64, description="inference threads")
     runtimes: list[RuntimeName] = Field(
@@ -140,8 +147,11 @@ class AgentSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _package_needs_keys(self) -> AgentSettings:
-        if self.package is not None and not self.trusted_keys:
-            raise ValueError("a package is set but no trusted_keys: set trusted_keys to the signer's signing.pub")
+        if self.package is not None and not self.trusted_keys and not self.root_keys:
+            raise ValueError(
+                "a package is set but no trusted_keys nor root_keys: set trusted_keys to the signer's signing.pub, "
+                "or root_keys to the root.pub that certified it"
+            )
         return self
 
 

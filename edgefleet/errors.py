@@ -7,6 +7,7 @@
     + ManifestError          the manifest breaks the schema or disagrees with the archive
     + SignatureError         missing, malformed or wrong signature
       - UntrustedKeyError    signed by a key this reader does not trust
+      - KeyListError         a signing-key list that is not root-signed, malformed or expired
     + UnsafeArchiveError     a member that could escape the target or exhaust the disk
     + IntegrityError         a file whose size or sha256 differs from the manifest
     + DowngradeError         an older version than the installed one, without an explicit rollback
@@ -29,6 +30,7 @@ __all__ = [
     "GateError",
     "InputError",
     "IntegrityError",
+    "KeyListError",
     "ManifestError",
     "PackageError",
     "ServerError",
@@ -80,6 +82,10 @@ class SignatureError(PackageError):
 
 class UntrustedKeyError(SignatureError):
     pass
+
+
+class KeyListError(SignatureError):
+    """A signing-key list was refused: not signed by a root key, malformed, expired, or it names no such key."""
 
 
 class UnsafeArchiveError(PackageError):

@@ -9,6 +9,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Typ
 
 from edgefleet._contract import Contract
 from edgefleet.ids import DeviceId, ModelName, Sha256Hex
+from edgefleet.keylist import SignedKeyListV1
 from edgefleet.semver import SemVerStr
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigureCommand",
     "EventKind",
     "EventV1",
+    "KeysCommand",
     "LatencyStats",
     "RollbackCommand",
     "StatusV1",
@@ -53,6 +55,11 @@ class StatusV1(_Envelope):
     agent_version: SemVerStr
     profile: str = Field(max_length=64)
     model: ActiveModel | None = None
+    keys_version: NonNegativeInt | None = Field(
+        default=None,
+        description="the version of the signing-key list the device trusts: 0 before its first, absent when the "
+        "device has no root key (its keys are pinned)",
+    )
 
 
 class LatencyStats(Contract):
@@ -136,6 +143,13 @@ class ConfigureCommand(Contract):
     telemetry_interval_s: PositiveFloat | None = None
 
 
+class KeysCommand(Contract):
+    """A newer root-signed list of signing keys; the device adopts it when its root signed it and it is newer."""
+
+    action: Literal["keys"] = "keys"
+    key_list: SignedKeyListV1
+
+
 class UploadSamplesCommand(Contract):
     """Send the kept drifted and low-confidence inputs: devices sit behind NAT, so the server asks, the device
     POSTs them (one .npz) to ``url`` with its own token."""
@@ -152,7 +166,8 @@ class CommandV1(_Envelope):
 
     schema_: Literal["ef.command.v1"] = Field(default="ef.command.v1", alias="schema")
     command: Annotated[
-        AssignCommand | RollbackCommand | ConfigureCommand | UploadSamplesCommand, Field(discriminator="action")
+        AssignCommand | RollbackCommand | ConfigureCommand | UploadSamplesCommand | KeysCommand,
+        Field(discriminator="action"),
     ]
 
 

@@ -8,6 +8,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from edgefleet.keylist import KeyListV1, SignedKeyListV1
 from edgefleet.manifest import Manifest
 from edgefleet.messages import CommandV1, EventV1, StatusV1, TelemetryV1
 from edgefleet.profile import DeviceProfile
@@ -18,6 +19,8 @@ __all__ = ["CONTRACTS", "render_schemas", "write_schemas"]
 CONTRACTS: Final[dict[str, type[BaseModel]]] = {
     "ef.manifest.v1": Manifest,
     "ef.signature.v1": SignatureV1,
+    "ef.keylist.v1": KeyListV1,
+    "ef.signed-keylist.v1": SignedKeyListV1,
     "ef.status.v1": StatusV1,
     "ef.telemetry.v1": TelemetryV1,
     "ef.event.v1": EventV1,

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgefleet.errors import InputError
+from edgefleet.keylist import load_key_list
 from edgefleet.manifest import Manifest, Metrics, Task
 from edgefleet.package import build_package, describe_artifact
 from edgefleet.signing import load_private_key
@@ -18,14 +19,22 @@ __all__ = ["new_manifest", "package_export"]
 
 
 def package_export(
-    export_dir: Path, *, key: Path, version: str, out: Path, compatible_profiles: list[str] | None = None
+    export_dir: Path,
+    *,
+    key: Path,
+    version: str,
+    out: Path,
+    compatible_profiles: list[str] | None = None,
+    key_list: Path | None = None,
 ) -> Path:
     """Build and sign the package of an export folder; raises InputError for a bad folder, key or version.
 
-    The device profiles it is compatible with default to those the export found a runtime for.
+    The device profiles it is compatible with default to those the export found a runtime for; ``key_list`` is a
+    root-signed ``keys.json`` to ship inside the package (how devices learn a rotated signing key).
     """
     report = _load_report(export_dir)
     private_key = load_private_key(key)
+    signed_keys = load_key_list(key_list) if key_list is not None else None
     files = {a.path: export_dir / a.path for a in report.artifacts}
     artifacts = [
         describe_artifact(a.path, files[a.path], format=a.format, precision=a.precision, runtime=a.runtime)
@@ -61,7 +70,7 @@ def package_export(
         compatible_profiles=report.compatible_profiles if compatible_profiles is None else compatible_profiles,
         latency_estimates=report.latency_estimates,
     )
-    return build_package(manifest, files, private_key, out)
+    return build_package(manifest, files, private_key, out, key_list=signed_keys)
 
 
 def new_manifest(*, hint: str, **fields: Any) -> Manifest:

@@ -20,9 +20,8 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 import edgefleet
-from edgefleet.signing import load_public_keys
 from fleet_server.api.ratelimit import RateLimitMiddleware, RateLimits
-from fleet_server.api.routes import auth, cohorts, devices, drift, health, models, rollouts
+from fleet_server.api.routes import auth, cohorts, devices, drift, health, keys, models, rollouts
 from fleet_server.api.routes import samples as samples_routes
 from fleet_server.auth import ensure_admin_token
 from fleet_server.broker import EmbeddedBroker
@@ -32,6 +31,7 @@ from fleet_server.db import make_engine, make_session_factory, upgrade
 from fleet_server.drift.history import DriftMonitor
 from fleet_server.fleet_metrics import FleetCollector
 from fleet_server.ingest import Ingest, IngestMetrics
+from fleet_server.key_distribution import KeyDistributor, server_key_ring
 from fleet_server.registry import PackageRegistry, PackageStore
 from fleet_server.rollouts import CommandPublisher, RolloutEngine
 from fleet_server.runtime import Runtime
@@ -49,10 +49,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         # an unreadable key file stops start-up here (InputError), not at the first upload
-        packages = PackageRegistry(
-            await asyncio.to_thread(PackageStore.open, settings.packages_dir()), load_public_keys(settings.trusted_keys)
-        )
-        if not settings.trusted_keys:
+        keys = await asyncio.to_thread(server_key_ring, settings)
+        packages = PackageRegistry(await asyncio.to_thread(PackageStore.open, settings.packages_dir()), keys)
+        if not settings.trusted_keys and not settings.root_keys:
             log.warning("registry.no_trusted_keys", extra={"setting": "EDGEFLEET_SERVER_TRUSTED_KEYS"})
         engine = make_engine(settings.resolved_database_url())
         await asyncio.to_thread(upgrade, engine)
@@ -88,10 +87,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         rollout_engine.start()
         drift_monitor = DriftMonitor(sessions, settings.drift)
         drift_monitor.start()
-        app.state.runtime = Runtime(settings, sessions, ingest, registry, packages, commands)
+        key_distributor = KeyDistributor(keys, sessions, commands)
+        key_distributor.start()
+        app.state.runtime = Runtime(settings, sessions, ingest, registry, packages, commands, key_distributor)
         try:
             yield
         finally:
+            await asyncio.to_thread(key_distributor.stop)
             await asyncio.to_thread(drift_monitor.stop)
             await asyncio.to_thread(rollout_engine.stop)
             await asyncio.to_thread(commands.stop)
@@ -112,6 +114,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(cohorts.router, prefix="/api/v1")
     app.include_router(drift.router, prefix="/api/v1")
     app.include_router(samples_routes.router, prefix="/api/v1")
+    app.include_router(keys.router, prefix="/api/v1")
     app.include_router(health.router)
     install_dashboard(app)
     return app

@@ -324,6 +324,7 @@ def _status_values(status: StatusV1) -> dict[str, object]:
         "profile": status.profile,
         "agent_version": status.agent_version,
         "status_seq": status.seq,
+        "keys_version": status.keys_version,
     }
     if status.model is not None:
         values |= {

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.ingest import Ingest
+from fleet_server.key_distribution import KeyDistributor
 from fleet_server.registry import PackageRegistry
 from fleet_server.rollouts.commands import CommandPublisher
 from fleet_server.settings import ServerSettings
@@ -23,3 +24,4 @@ class Runtime:
     registry: CollectorRegistry
     packages: PackageRegistry
     commands: CommandPublisher
+    keys: KeyDistributor

@@ -94,6 +94,11 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="public keys (signing.pub) that uploaded packages must be signed with; none: uploads are refused",
     )
+    root_keys: list[Path] = Field(
+        default_factory=list,
+        description="root public keys: packages signed by a key of the newest key list a root signed are accepted "
+        "too, and the server hands that list to devices (at enrollment, and whenever one reports an older list)",
+    )
     max_package_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, description="largest package upload accepted")
     admin_token_file: Path | None = Field(
         default=None,

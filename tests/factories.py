@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edgefleet.keylist import SignedKeyListV1
 from edgefleet.manifest import (
     Artifact,
     ArtifactFormat,
@@ -31,7 +32,12 @@ def sensor_preprocessing() -> SensorPreprocessing:
 
 
 def make_package(
-    tmp: Path, key: Ed25519PrivateKey, *, version: str = "1.0.0", files: dict[str, bytes] | None = None
+    tmp: Path,
+    key: Ed25519PrivateKey,
+    *,
+    version: str = "1.0.0",
+    files: dict[str, bytes] | None = None,
+    key_list: SignedKeyListV1 | None = None,
 ) -> Path:
     """A signed package whose artifacts are the given bytes (not real models: the reader does not care)."""
     files = files or {"model.onnx": b"not really onnx " * 64, "extra/model-int8.onnx": bytes(range(256)) * 8}
@@ -57,7 +63,7 @@ def make_package(
         preprocessing=sensor_preprocessing(),
         artifacts=artifacts,
     )
-    return build_package(manifest, paths, key, tmp / f"pump-vibration-{version}.efpkg")
+    return build_package(manifest, paths, key, tmp / f"pump-vibration-{version}.efpkg", key_list=key_list)
 
 
 def random_windows(n: int, seed: int = 0) -> np.ndarray:

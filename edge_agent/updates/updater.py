@@ -25,10 +25,10 @@ from edge_agent.updates.health import HealthWindow, Verdict, Vitals
 from edge_agent.updates.journal import Journal, Step, UpdateRecord
 from edge_agent.updates.slots import Pointer, Slot, Slots, other
 from edgefleet.errors import ConfigError, EdgefleetError, PackageError, UpdateError
+from edgefleet.keylist import KeyRing
 from edgefleet.messages import AssignCommand, EventKind, RollbackCommand
 from edgefleet.package import OpenedPackage, file_sha256, verify_package
 from edgefleet.semver import parse_semver
-from edgefleet.signing import TrustedKeys
 
 __all__ = ["ModelHost", "Updater"]
 
@@ -60,9 +60,12 @@ class ModelHost(Protocol):
 class Updater:
     """Owns the slots, the journal and the downloads of one device; one worker thread runs the updates."""
 
-    def __init__(self, settings: AgentSettings, trusted: TrustedKeys, host: ModelHost) -> None:
+    def __init__(self, settings: AgentSettings, keys: KeyRing, host: ModelHost) -> None:
         self._settings = settings
-        self._trusted = trusted
+        # new packages are checked against the ring (which learns a newer key list a package carries), installed
+        # ones against its view that an expired list does not revoke
+        self._trusted = keys
+        self._installed_keys = keys.installed()
         self._host = host
         self.slots = Slots(settings.data_dir / "slots")
         self.journal = Journal(settings.data_dir / "update-journal.json")
@@ -161,7 +164,7 @@ class Updater:
         return self._provision(pointer)
 
     def _load(self, slot: Slot) -> LoadedModel:
-        return self._host.load_package(self.slots.read(slot, self._trusted), slot)
+        return self._host.load_package(self.slots.read(slot, self._installed_keys), slot)
 
     # -- commands ----------------------------------------------------------------------------------------------
 
@@ -443,7 +446,7 @@ class Updater:
             return
         previous = other(pointer.active)
         try:
-            opened = self.slots.read(previous, self._trusted)
+            opened = self.slots.read(previous, self._installed_keys)
         except PackageError as err:
             detail = f"slot {previous} holds no verified model ({err.message})"
             self._publish(EventKind.FAILED, rollout_id, None, detail, "nothing-to-roll-back")

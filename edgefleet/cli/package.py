@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgefleet.errors import PackageError
+from edgefleet.errors import InputError, PackageError
 from edgefleet.manifest import Manifest
 
 __all__ = ["app", "build", "inspect", "verify"]
@@ -26,27 +26,37 @@ def build(
     key: Annotated[Path, typer.Option(help="the signing.key to sign with")],
     version: Annotated[str, typer.Option(help="semantic version of this package, e.g. 1.0.0")],
     out: Annotated[Path, typer.Option(help="the .efpkg file to write")],
+    key_list: Annotated[
+        Path | None, typer.Option(help="a keys.json from `edgefleet keys certify` to ship in the package")
+    ] = None,
 ) -> None:
     """Sign an export folder into one package file."""
     from export.packaging import package_export
 
-    path = package_export(export_dir, key=key, version=version, out=out)
+    path = package_export(export_dir, key=key, version=version, out=out, key_list=key_list)
     _out.print(f"wrote [bold]{path}[/] ({path.stat().st_size} bytes)")
 
 
 @app.command()
 def verify(
     package: Annotated[Path, typer.Argument(help="the .efpkg file")],
-    trust: Annotated[list[Path], typer.Option(help="a trusted public key (repeat for several)")],
+    trust: Annotated[list[Path] | None, typer.Option(help="a trusted public key (repeat for several)")] = None,
+    root: Annotated[
+        list[Path] | None,
+        typer.Option(help="a root public key: trust the keys of the key list it signed, shipped in the package"),
+    ] = None,
     installed_version: Annotated[
         str | None, typer.Option(help="refuse an older version than this one, as a device would")
     ] = None,
 ) -> None:
     """Check a package completely: archive, signature, manifest and every file's hash. Exit 1 if invalid."""
+    from edgefleet.keylist import KeyRing
     from edgefleet.package import verify_package
     from edgefleet.signing import load_public_keys
 
-    keys = load_public_keys(trust)
+    if not trust and not root:
+        raise InputError("no key to verify with", hint="pass --trust signing.pub, or --root root.pub")
+    keys = KeyRing(load_public_keys(trust or []), load_public_keys(root or []))
     try:
         verified = verify_package(package, keys, installed_version=installed_version)
     except PackageError as err:

@@ -14,8 +14,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgefleet.errors import InputError
+from edgefleet.keylist import SignedKeyListV1
 from edgefleet.manifest import Artifact, ArtifactFormat, Manifest, Precision
-from edgefleet.package._format import MANIFEST_NAME, SIGNATURE_NAME
+from edgefleet.package._format import KEY_LIST_NAME, MANIFEST_NAME, SIGNATURE_NAME
 from edgefleet.signing import sign
 
 __all__ = ["build_package", "canonical_manifest_bytes", "describe_artifact", "file_sha256"]
@@ -53,8 +54,16 @@ def canonical_manifest_bytes(manifest: Manifest) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def build_package(manifest: Manifest, files: Mapping[str, Path], private_key: Ed25519PrivateKey, out: Path) -> Path:
-    """Sign ``manifest`` and write it with ``files`` (path in package → file) to ``out``, atomically.
+def build_package(
+    manifest: Manifest,
+    files: Mapping[str, Path],
+    private_key: Ed25519PrivateKey,
+    out: Path,
+    *,
+    key_list: SignedKeyListV1 | None = None,
+) -> Path:
+    """Sign ``manifest`` and write it with ``files`` (path in package → file) to ``out``, atomically; ``key_list``
+    (the root-signed list that names the signing key) travels along, so devices learn a rotated key from it.
 
     Raises InputError when the files and the manifest's artifacts disagree, so a package is never
     built that its own readers would refuse.
@@ -80,6 +89,8 @@ def build_package(manifest: Manifest, files: Mapping[str, Path], private_key: Ed
         with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, MANIFEST_NAME, manifest_bytes)
             _add_bytes(tar, SIGNATURE_NAME, signature_bytes)
+            if key_list is not None:
+                _add_bytes(tar, KEY_LIST_NAME, key_list.model_dump_json(by_alias=True).encode())
             for name in sorted(files):
                 with files[name].open("rb") as src:
                     tar.addfile(_member(name, declared[name].size_bytes), src)

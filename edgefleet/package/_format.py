@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["DEFAULT_LIMITS", "MANIFEST_NAME", "SIGNATURE_NAME", "Limits", "is_safe_member_name"]
+__all__ = ["DEFAULT_LIMITS", "KEY_LIST_NAME", "MANIFEST_NAME", "SIGNATURE_NAME", "Limits", "is_safe_member_name"]
 
 MANIFEST_NAME: Final = "manifest.json"
 SIGNATURE_NAME: Final = "signature.json"
+# optional: the signing-key list the root key certified, so a package can bring a rotated key with it
+KEY_LIST_NAME: Final = "keys.json"
 
 # the same rule as edgefleet.ids.RelPath: relative, '/'-separated, no component starting with '.'
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")

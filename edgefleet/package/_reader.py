@@ -9,6 +9,7 @@ the whole archive.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -25,17 +26,36 @@ from edgefleet.errors import (
     DowngradeError,
     InputError,
     IntegrityError,
+    KeyListError,
     ManifestError,
     PackageError,
     SignatureError,
     UnsafeArchiveError,
 )
+from edgefleet.keylist import KeyRing, SignedKeyListV1, parse_key_list
 from edgefleet.manifest import Artifact, Manifest
-from edgefleet.package._format import DEFAULT_LIMITS, MANIFEST_NAME, SIGNATURE_NAME, Limits, is_safe_member_name
+from edgefleet.package._format import (
+    DEFAULT_LIMITS,
+    KEY_LIST_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    Limits,
+    is_safe_member_name,
+)
 from edgefleet.semver import parse_semver
 from edgefleet.signing import SignatureV1, TrustedKeys, verify_signature
 
-__all__ = ["OpenedPackage", "VerifiedPackage", "inspect_package", "open_package", "read_installed", "verify_package"]
+__all__ = [
+    "OpenedPackage",
+    "VerifiedPackage",
+    "inspect_package",
+    "open_package",
+    "package_key_list",
+    "read_installed",
+    "verify_package",
+]
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 # what tarfile raises on a corrupt archive, besides its own TarError
@@ -238,10 +258,12 @@ def _verify_head(
         signature = SignatureV1.model_validate_json(signature_bytes)
     except ValidationError as err:
         raise SignatureError(f"{SIGNATURE_NAME} is malformed: {_first_error(err)}", hint=_REFETCH) from err
+    if KEY_LIST_NAME in members and isinstance(trusted_keys, KeyRing):
+        _learn_keys(trusted_keys, _read_small(tar, members, KEY_LIST_NAME, limits.max_signature_bytes * 8))
     # the signature is checked before the manifest is parsed, so only signed bytes reach the parser
     verify_signature(manifest_bytes, signature, trusted_keys)
     manifest = _parse_manifest(manifest_bytes)
-    expected = {MANIFEST_NAME, SIGNATURE_NAME} | {a.path for a in manifest.artifacts}
+    expected = {MANIFEST_NAME, SIGNATURE_NAME} | {a.path for a in manifest.artifacts} | ({KEY_LIST_NAME} & set(members))
     unknown, missing = sorted(set(members) - expected), sorted(expected - set(members))
     if unknown or missing:
         raise ManifestError(
@@ -251,6 +273,24 @@ def _verify_head(
     _check_version(manifest, installed_version, allow_rollback)
     verified = VerifiedPackage(manifest, hashlib.sha256(manifest_bytes).hexdigest(), signature.key_id)
     return verified, members
+
+
+def _learn_keys(ring: KeyRing, data: bytes) -> None:
+    """Adopt the package's key list when the root signed it and it is newer than the ring's; a list that does not
+    hold is only logged, because the package's own signature is what decides."""
+    try:
+        ring.offer(parse_key_list(data))
+    except KeyListError as err:
+        log.warning("package.key_list_ignored", extra={"error": err.message})
+
+
+def package_key_list(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> SignedKeyListV1 | None:
+    """The key list a package carries, not verified; None when it carries none. Raises PackageError."""
+    with _open_tar(path) as tar:
+        members = _scan(tar, limits)
+        if KEY_LIST_NAME not in members:
+            return None
+        return parse_key_list(_read_small(tar, members, KEY_LIST_NAME, limits.max_signature_bytes * 8))
 
 
 def _check_version(manifest: Manifest, installed_version: str | None, allow_rollback: bool) -> None:

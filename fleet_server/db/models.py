@@ -30,6 +30,8 @@ class Device(Base):
     status_seq: Mapped[int] = mapped_column(Integer, default=-1)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     command_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the signing-key list the device last reported: None when it has no root key, so lists mean nothing to it
+    keys_version: Mapped[int | None] = mapped_column(Integer)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -9,7 +9,6 @@ and buckets no window reaches any more.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from fleet_server.drift.service import FleetDrift, ScopeDrift, fleet_drift
 from fleet_server.drift.settings import DriftSettings
 from fleet_server.drift.stats import DriftLevel
 from fleet_server.drift.window import aware
+from fleet_server.periodic import Periodic
 
 __all__ = ["DriftMonitor", "drift_history", "latest_check", "open_alarms", "record_check"]
 
@@ -177,22 +177,13 @@ class DriftMonitor:
     def __init__(self, sessions: sessionmaker[Session], settings: DriftSettings) -> None:
         self._sessions = sessions
         self._settings = settings
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="drift-checks", daemon=True)
+        self._periodic = Periodic("drift.check", settings.check_interval_s, self.check)
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._settings.check_interval_s):
-            try:
-                self.check()
-            except Exception:  # one failed check must not end the checks: logged, tried again next interval
-                log.exception("drift.check_failed")
+        self._periodic.stop(timeout_s)
 
     def check(self) -> FleetDrift:
         """One check now, in its own transaction."""

@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edgefleet.errors import ConfigError, ServerError
+from edgefleet.keylist import KeyRing
 from edgefleet.package import VerifiedPackage, verify_package
 from edgefleet.semver import parse_semver
-from edgefleet.signing import TrustedKeys
 from fleet_server.db.models import Package
 from fleet_server.registry.store import PackageStore
 
@@ -51,17 +51,19 @@ class Admitted:
 class PackageRegistry:
     """Verified packages: their files in a PackageStore, their records in the ``packages`` table."""
 
-    def __init__(self, store: PackageStore, trusted_keys: TrustedKeys) -> None:
+    def __init__(self, store: PackageStore, keys: KeyRing) -> None:
         self.store = store
-        self._trusted_keys = trusted_keys
+        # a package that carries a newer root-signed key list teaches the ring its signing key
+        self._trusted_keys = keys
 
     def check_accepting(self) -> None:
         """Raise NoTrustedKeys when no upload could be verified, so a caller can refuse before reading one."""
-        if not self._trusted_keys:
+        if not self._trusted_keys and not self._trusted_keys.roots:
             raise NoTrustedKeys(
                 "this server trusts no signing keys, so it cannot verify an uploaded package",
                 hint="set EDGEFLEET_SERVER_TRUSTED_KEYS to a JSON list of public key files "
-                "(e.g. '[\"/etc/edgefleet/signing.pub\"]') and restart the server",
+                "(e.g. '[\"/etc/edgefleet/signing.pub\"]'), or EDGEFLEET_SERVER_ROOT_KEYS to root keys, and "
+                "restart the server",
             )
 
     def admit(self, session: Session, received: Received) -> Admitted:

@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session
 
-from edgefleet.messages import AssignCommand, CommandV1, RollbackCommand, UploadSamplesCommand
+from edgefleet.messages import AssignCommand, CommandV1, KeysCommand, RollbackCommand, UploadSamplesCommand
 from edgefleet.topics import TopicKind, topic
 from fleet_server.db.models import Device
 from fleet_server.settings import MqttSettings
@@ -49,7 +49,10 @@ class CommandPublisher:
         self._client.loop_stop()
 
     def send(
-        self, session: Session, device: Device, command: AssignCommand | RollbackCommand | UploadSamplesCommand
+        self,
+        session: Session,
+        device: Device,
+        command: AssignCommand | RollbackCommand | UploadSamplesCommand | KeysCommand,
     ) -> None:
         """Number ``command`` for ``device`` (flushed into ``session``) and publish it at QoS 1."""
         device.command_seq += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 import statistics
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from fleet_server.db.models import Device, Event, Package, Telemetry
 from fleet_server.db.rollout_models import AuditRow, Rollout, RolloutDevice
 from fleet_server.drift.service import BASELINE, ScopeDrift, fleet_drift
 from fleet_server.drift.stats import DriftLevel, DriftThresholds
+from fleet_server.periodic import Periodic
 from fleet_server.rollouts.commands import CommandPublisher
 from fleet_server.rollouts.spec import RolloutSpec, RolloutState
 
@@ -147,24 +147,14 @@ class RolloutEngine:
         self._drift_thresholds = drift_thresholds or DriftThresholds()
         self._publisher = publisher
         self._public_url = public_url.rstrip("/")
-        self._tick_s = tick_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rollouts", daemon=True)
+        self._periodic = Periodic("rollout.tick", tick_s, self.tick)
         self._resumed: set[str] = set()
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self.tick()
-            except Exception:  # one bad tick must not end the rollouts: logged, tried again next tick
-                log.exception("rollout.tick_failed")
+        self._periodic.stop(timeout_s)
 
     def tick(self) -> None:
         with self._sessions() as session:

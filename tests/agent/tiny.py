@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefleet.keylist import SignedKeyListV1
 from edgefleet.manifest import (
     ArtifactFormat,
     ChannelSpec,
@@ -53,6 +54,7 @@ def build_tiny_package(
     profiles: list[str] | None = None,
     pad_floats: int = 0,
     min_agent_version: str = "0.1.0",
+    key_list: SignedKeyListV1 | None = None,
 ) -> TinyPackage:
     """A signed package with a reference profile, test vectors and two artifacts, fp32 and one labelled int8
     (the agent must pick that one); signed with the key pair in ``keys`` (made there when absent).
@@ -127,7 +129,11 @@ def build_tiny_package(
         min_agent_version=min_agent_version,
     )
     out = build_package(
-        manifest, files, load_private_key(keys / PRIVATE_KEY_FILE), root / f"tiny-pump-{version}-{variant.value}.efpkg"
+        manifest,
+        files,
+        load_private_key(keys / PRIVATE_KEY_FILE),
+        root / f"tiny-pump-{version}-{variant.value}.efpkg",
+        key_list=key_list,
     )
     return TinyPackage(out, keys / PUBLIC_KEY_FILE, manifest)
 

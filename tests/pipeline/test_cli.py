@@ -31,6 +31,42 @@ def test_keys_generate_writes_a_private_key_only_its_owner_can_read(tmp_path: Pa
     assert "already exists" in again.stderr
 
 
+def test_keys_certify_a_rotated_key_that_a_package_brings_and_a_verifier_trusting_only_the_root_accepts(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    for name in ("root", "a", "b"):
+        assert edgefleet("keys", "generate", "--out", tmp_path / name).returncode == 0
+    keys = tmp_path / "keys.json"
+    root_key = tmp_path / "root" / "signing.key"
+    first = edgefleet("keys", "certify", "--root", root_key, "--key", tmp_path / "a" / "signing.pub", "--out", keys)
+    assert first.returncode == 0, first.stderr
+    assert "key list version 1" in first.stdout
+    # the next list takes the next version by itself: B replaces A
+    second = edgefleet("keys", "certify", "--root", root_key, "--key", tmp_path / "b" / "signing.pub", "--out", keys)
+    assert "key list version 2" in second.stdout, second.stderr
+    shown = edgefleet("keys", "show", keys, "--root", tmp_path / "root" / "signing.pub")
+    assert shown.returncode == 0, shown.stderr
+    wrong_root = edgefleet("keys", "show", keys, "--root", tmp_path / "a" / "signing.pub")
+    assert wrong_root.returncode == 1
+    assert "not signed by a trusted root key" in wrong_root.stderr
+    assert "Traceback" not in wrong_root.stderr
+
+    package = tmp_path / "rotated.efpkg"
+    built = edgefleet(
+        "package", "build", pipeline.export, "--key", tmp_path / "b" / "signing.key", "--version", "2.0.0",
+        "--out", package, "--key-list", keys,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    verified = edgefleet("package", "verify", package, "--root", tmp_path / "root" / "signing.pub")
+    assert verified.returncode == 0, verified.stderr
+    assert "OK pump-vibration 2.0.0" in verified.stdout
+    # the package signed with A, the revoked key, is not vouched for by the root's list
+    refused = edgefleet("package", "verify", pipeline.package, "--root", tmp_path / "root" / "signing.pub")
+    assert refused.returncode == 1
+    assert "not among the trusted keys" in refused.stderr
+    assert edgefleet("package", "verify", package).returncode == 2
+
+
 def test_verify_accepts_the_package_and_names_its_key(pipeline: Pipeline) -> None:
     result = edgefleet("package", "verify", pipeline.package, "--trust", pipeline.public_key)
     assert result.returncode == 0, result.stderr

@@ -55,6 +55,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/devices/{device_id}/samples"): frozenset({A, OP, D}),  # a device: its own id only
     ("GET", "/api/v1/devices/{device_id}/samples"): PEOPLE,
     ("GET", "/api/v1/devices/{device_id}/samples/{request_id}"): PEOPLE,
+    ("GET", "/api/v1/keys"): PEOPLE,
+    ("PUT", "/api/v1/keys"): frozenset({A}),
 }
 DEVICE_ID = "walker-1"
 # path parameters filled so that a route lets the request through to its own checks (then 404 or 422 at most)

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from edgefleet.ids import DeviceId
-from fleet_server.api.deps import CallerDep, SessionDep, require
+from edgefleet.keylist import SignedKeyListV1
+from fleet_server.api.deps import CallerDep, RuntimeDep, SessionDep, require
 from fleet_server.api.ratelimit import RateLimits, too_many
 from fleet_server.auth import (
     AlreadyEnrolled,
@@ -102,6 +103,9 @@ class EnrolledOut(BaseModel):
     token_id: str
     token: str = Field(description="the device's API token (role device): shown this once, stored only hashed")
     mqtt: MqttCredentialsOut
+    key_list: SignedKeyListV1 | None = Field(
+        default=None, description="the root-signed list of package-signing keys, for a device with a root key"
+    )
 
 
 class TokenIn(_In):
@@ -204,7 +208,7 @@ def create_provisioning(body: ProvisioningTokenIn, session: SessionDep, caller: 
         429: {"description": "too many enrollments from this address, or refusals of this provisioning token"},
     },
 )
-def enroll_device(body: EnrollIn, session: SessionDep, request: Request) -> EnrolledOut:
+def enroll_device(body: EnrollIn, session: SessionDep, request: Request, runtime: RuntimeDep) -> EnrolledOut:
     """Enroll a device with a provisioning token (no bearer): its API token and MQTT login, shown once."""
     token = body.provisioning_token.get_secret_value()
     parsed = parse_token(token, TokenKind.PROVISIONING)
@@ -226,6 +230,7 @@ def enroll_device(body: EnrollIn, session: SessionDep, request: Request) -> Enro
         token_id=enrolled.api_token.record.id,
         token=enrolled.api_token.token,
         mqtt=MqttCredentialsOut(username=enrolled.mqtt_username, password=enrolled.mqtt_password),
+        key_list=runtime.keys.keys.current.signed if runtime.keys.keys.current else None,
     )
 
 
