@@ -9,7 +9,7 @@ DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Debian packages the suite runs for real: Mosquitto (shared subscriptions), PostgreSQL (the second database),
 # Chromium (the dashboard's browser tests) and qemu-user-static (the agent on ARM64)
-DEBS := mosquitto postgresql chromium qemu-user-static
+DEBS := mosquitto postgresql chromium qemu-user-static iproute2
 
 .PHONY: setup debs demo test lint format bench schemas clean
 

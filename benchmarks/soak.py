@@ -44,12 +44,13 @@ def run(plan: SoakPlan = PLAN) -> str:
         "## Soak under faults",
         "",
         f"`python -m benchmarks.soak` (part of `make bench`; devices/soak.py, and a 3-minute version in the suite, "
-        f"`tests/soak`): {plan.devices} emulated devices (real agents; one in four behind a proxy, one in four as its "
-        f"own process) enrolled at the fleet server running as its own process on SQLite, against Mosquitto 2.0.11 "
+        f"`tests/soak`): {plan.devices} emulated devices (real agents; one in four as its own process inside a "
+        f"network namespace, the cohort) enrolled at the fleet server running as its own process on SQLite, against Mosquitto 2.0.11 "
         f"with persistence, telemetry every {plan.telemetry_interval_s:g} s, for {plan.duration_s / 60:g} min with a "
-        f"fault every {plan.fault_every_s:g} s in turn: broker restart, server killed with SIGKILL, a cohort cut "
-        f"off, a rollout of the next version with its process devices killed with SIGKILL mid-update (each outage "
-        f"{plan.outage_s:g} s). Counted afterwards, once every rollout had ended and the fleet had stopped:",
+        f"fault every {plan.fault_every_s:g} s in turn: broker restart, server killed with SIGKILL, the cohort's "
+        f"link taken down for {plan.cut_s:g} s (MQTT keepalive 5 s), a rollout of the next version with the process "
+        f"devices killed with SIGKILL mid-update (broker and server outages {plan.outage_s:g} s). Counted afterwards, "
+        f"once every rollout had ended and the fleet had stopped:",
         "",
         "| measure | value |",
         "| --- | ---: |",
@@ -61,6 +62,8 @@ def run(plan: SoakPlan = PLAN) -> str:
         "| rollouts | " + ", ".join(f"{count} {state}" for state, count in sorted(states.items())) + " |",
         f"| rollouts neither completed nor aborted | {len(report.unfinished)} |",
         f"| agent processes killed and restarted | {report.agent_restarts} |",
+        f"| cohort devices the server saw offline at the end of a cut | {report.cohort_offline_in_cut} of "
+        f"{report.cohort} |",
         f"| wall time | {wall_s / 60:.1f} min |",
         "",
     ]

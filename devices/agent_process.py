@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,21 @@ def _value(value: Any) -> str:
 
 
 class AgentProcess:
-    """Runs ``settings`` as an ``edgefleet-agent run`` process, the first run armed to die at ``crash_at``.
+    """Runs ``settings`` as an ``edgefleet-agent run`` process, the first run armed to die at ``crash_at``;
+    ``wrap`` turns the command into the one that runs it elsewhere (inside a network namespace, devices.netns).
 
     ``start`` starts it and a supervisor thread, which starts it again (unarmed) each time it dies of a signal;
     ``restarts`` counts those. ``stop`` sends SIGTERM (the agent reports, says offline and exits).
     """
 
-    def __init__(self, settings: AgentSettings, crash_at: str | None) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        crash_at: str | None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
         self.settings = settings
+        self._wrap = wrap or (lambda argv: argv)
         self.device_id = settings.device_id
         self.crash_at = crash_at
         self.restarts = 0
@@ -116,7 +124,7 @@ class AgentProcess:
         log_file = self.config.with_name(f"{self.device_id}-{self.restarts}.log")
         with log_file.open("wb") as stderr:
             process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "edgefleet-agent"), "run", "--config", str(self.config)],
+                self._wrap([str(Path(sys.executable).parent / "edgefleet-agent"), "run", "--config", str(self.config)]),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 env=env,

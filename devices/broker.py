@@ -28,13 +28,13 @@ _MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 class Mosquitto:
-    """Mosquitto on 127.0.0.1:``port`` (0: a free one), configured and logging in ``folder``; ``start`` it.
+    """Mosquitto on ``host``:``port`` (0: a free one), configured and logging in ``folder``; ``start`` it.
 
     ``restart(down_s)`` stops it cleanly, keeps it down ``down_s``, and starts it again on the same port.
     Raises ConfigError when Mosquitto is not installed or does not come up.
     """
 
-    def __init__(self, folder: Path, port: int = 0) -> None:
+    def __init__(self, folder: Path, port: int = 0, host: str = "127.0.0.1") -> None:
         binary = shutil.which("mosquitto") or (_MOSQUITTO if Path(_MOSQUITTO).is_file() else None)
         if binary is None:
             raise ConfigError(
@@ -42,6 +42,7 @@ class Mosquitto:
             )
         self._binary = binary
         self.folder = folder
+        self.host = host
         self.port = port or free_port()
         self.restarts = 0
         self.last_outage: tuple[float, float] | None = None  # wall-clock times the last restart stopped and started it
@@ -61,7 +62,7 @@ class Mosquitto:
             self.folder.mkdir(parents=True, exist_ok=True)
             config = self.folder / "mosquitto.conf"
             config.write_text(
-                f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                f"listener {self.port} {self.host}\nallow_anonymous true\n"
                 f"persistence true\npersistence_location {self.folder}/\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
                 # run as root, Mosquitto would switch to its own user, which cannot write its database here
                 f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
@@ -71,7 +72,7 @@ class Mosquitto:
                 [self._binary, "-c", str(config)], stdout=self._log, stderr=subprocess.STDOUT
             )
             deadline = time.monotonic() + timeout_s
-            while not _accepts(self.port):
+            while not _accepts(self.host, self.port):
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     self._terminate()
                     raise ConfigError(
@@ -118,7 +119,7 @@ class Mosquitto:
             self._log = None
 
 
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+def _accepts(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False

@@ -26,6 +26,7 @@ from devices.faults import (
     schedule_cut,
 )
 from devices.netcut import CuttableProxy
+from devices.netns import CohortNetwork
 from devices.profiles import PROFILES, get_profile
 from devices.speed import ProfiledBackend
 from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
@@ -63,7 +64,8 @@ class Fleet:
     started; ``crash-mid-update`` devices run as their own processes (``processes``), armed at ``crash_at``.
     ``updates`` are every device's update settings (its health window); with ``enrollment`` each device enrolls
     itself at the fleet server on its first start. ``faults_armed``, when given, holds the input faults back until
-    it is set: their clock starts then (a scenario injects drift when it is ready for it). ``first_index`` numbers the devices from ``emu-{first_index + 1}`` (a shard of a larger fleet, devices.shards).
+    it is set: their clock starts then (a scenario injects drift when it is ready for it). With ``cohort_network``
+    the process devices run inside that network namespace, reaching the broker at ``broker_host`` across it. ``first_index`` numbers the devices from ``emu-{first_index + 1}`` (a shard of a larger fleet, devices.shards).
     Raises InputError for an unknown profile or fault, before anything starts; ``start`` refuses more devices than
     one process can hold (``MAX_DEVICES_PER_PROCESS``).
     """
@@ -87,6 +89,8 @@ class Fleet:
     updates: UpdateSettings = field(default_factory=UpdateSettings)
     enrollment: EnrollmentSettings | None = None
     faults_armed: threading.Event | None = None
+    keepalive_s: int = 30
+    cohort_network: CohortNetwork | None = None
     agents: list[Agent] = field(default_factory=list, init=False)
     processes: dict[str, AgentProcess] = field(default_factory=dict, init=False)
     proxies: dict[str, CuttableProxy] = field(default_factory=dict, init=False)
@@ -137,7 +141,9 @@ class Fleet:
             # the device runs what its profile's runtimes run; the mobile ones take bundles, not packages
             runtimes=[r for r in profile.runtimes if r in DEFAULT_RUNTIMES],
             data_dir=self.data_dir / device_id,
-            broker=BrokerSettings(host=host, port=port, reconnect_min_s=0.2, reconnect_max_s=2.0),
+            broker=BrokerSettings(
+                host=host, port=port, keepalive_s=self.keepalive_s, reconnect_min_s=0.2, reconnect_max_s=2.0
+            ),
             package=self.package,
             trusted_keys=self.trusted_keys,
             telemetry_interval_s=self.telemetry_interval_s,
@@ -199,7 +205,8 @@ class Fleet:
             size_mb = 3 * (self.package.stat().st_size >> 20) + _DISK_SPARE_MB
             self.disks[device_id] = SmallDisk(settings.data_dir, size_mb)
         if injection.name == "crash-mid-update":
-            process = self.processes[device_id] = AgentProcess(settings, self.crash_at)
+            wrap = self.cohort_network.command if self.cohort_network is not None else None
+            process = self.processes[device_id] = AgentProcess(settings, self.crash_at, wrap)
             process.start()
             return
         factor = get_profile(settings.profile).latency_factor

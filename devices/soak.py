@@ -7,7 +7,8 @@ faults take turns:
 
 - ``broker-restart``: Mosquitto stopped and started again on its port a few seconds later;
 - ``server-kill``: the server killed with SIGKILL and started again;
-- ``cohort-cut``: a cohort (every fourth device, each behind its own proxy) cut off the network for a while;
+- ``cohort-cut``: a cohort (the devices that run as their own processes, inside a network namespace of their own,
+  devices.netns) cut off the network for ``cut_s``, longer than their MQTT keepalive, so their clients notice;
 - ``update-kill``: a rollout of the next version starts, and the devices that run as their own processes are
   killed with SIGKILL in the middle of their update (the first time at a fixed step, by a failpoint, later at a
   random moment of it) and started again, as systemd would.
@@ -38,6 +39,7 @@ import numpy as np
 
 from devices.broker import Mosquitto
 from devices.emulator import Fleet
+from devices.netns import CohortNetwork
 from edge_agent.settings import EnrollmentSettings, UpdateSettings
 from edgefleet.errors import ConfigError
 from edgefleet.ports import free_port
@@ -47,9 +49,10 @@ __all__ = ["FAULTS", "SoakPlan", "SoakReport", "soak"]
 log = logging.getLogger(__name__)
 
 FAULTS: Final = ("broker-restart", "server-kill", "cohort-cut", "update-kill")
-# the devices in turn: one in four is cut with its cohort, one in four runs as its own process and is killed
-_INJECTIONS: Final = ("partition", "none", "crash-mid-update", "none")
-_NEVER_S: Final = 10.0 * 365 * 86400  # the emulator's own partition schedule stays off: the soak cuts the cohort
+# the devices in turn: one in four runs as its own process, in the cohort's network namespace, and is killed
+_INJECTIONS: Final = ("none", "none", "crash-mid-update", "none")
+_NEVER_S: Final = 10.0 * 365 * 86400  # the emulator's own fault schedule stays off: the soak injects the faults
+_KEEPALIVE_S: Final = 5  # the devices' MQTT keepalive: a cut longer than this is noticed and queued for
 _TERMINAL: Final = ("completed", "aborted")
 
 
@@ -59,7 +62,8 @@ class SoakPlan:
     fault_every_s: float = 45.0
     devices: int = 8
     telemetry_interval_s: float = 2.0
-    outage_s: float = 5.0  # how long the broker is down, the server dead, the cohort cut
+    outage_s: float = 5.0  # how long the broker is down, the server dead
+    cut_s: float = 20.0  # how long the cohort is cut off
     settle_s: float = 120.0  # after the faults, at most this long for rollouts to end and outboxes to drain
 
 
@@ -74,6 +78,8 @@ class SoakReport:
     rollouts: dict[str, str]  # id: final state
     unfinished: list[str]
     agent_restarts: int
+    cohort: int  # devices in the cohort's network namespace
+    cohort_offline_in_cut: int  # of those, how many the server saw offline at the end of a cut
 
     @property
     def missing_count(self) -> int:
@@ -85,6 +91,7 @@ class _Server:
     """The fleet server in its own process, started again after a kill with the same settings."""
 
     data_dir: Path
+    host: str
     http_port: int
     mqtt_port: int
     trusted_key: Path
@@ -97,13 +104,15 @@ class _Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     def start(self) -> None:
         env = os.environ | {
             "EDGEFLEET_SERVER_DATA_DIR": str(self.data_dir),
+            "EDGEFLEET_SERVER_HTTP_HOST": self.host,
             "EDGEFLEET_SERVER_HTTP_PORT": str(self.http_port),
             "EDGEFLEET_SERVER_MQTT__EMBEDDED_BROKER": "false",
+            "EDGEFLEET_SERVER_MQTT__HOST": self.host,
             "EDGEFLEET_SERVER_MQTT__PORT": str(self.mqtt_port),
             "EDGEFLEET_SERVER_TRUSTED_KEYS": json.dumps([str(self.trusted_key)]),
             "EDGEFLEET_SERVER_ROLLOUT_TICK_S": "0.5",
@@ -158,6 +167,7 @@ def _call(server: _Server, method: str, path: str, **kwargs: Any) -> httpx.Respo
 
 @dataclass
 class _Parts:
+    network: CohortNetwork
     broker: Mosquitto
     server: _Server
     fleet: Fleet | None = None
@@ -172,12 +182,14 @@ class _Parts:
 
 @contextlib.contextmanager
 def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Iterator[_Parts]:
-    broker = Mosquitto(root / "broker")
-    broker.start()
-    server = _Server(root / "server", free_port(), broker.port, key)
+    network = CohortNetwork()
+    network.create()
+    broker = Mosquitto(root / "broker", host=network.host_ip)
+    server = _Server(root / "server", network.host_ip, free_port(), broker.port, key)
     server.data_dir.mkdir(parents=True, exist_ok=True)
-    parts = _Parts(broker, server)
+    parts = _Parts(network, broker, server)
     try:
+        broker.start()
         server.start()
         with server.admin() as http:
             for package in packages:
@@ -191,7 +203,7 @@ def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Ite
             devices=plan.devices,
             package=packages[0],
             trusted_keys=[key],
-            broker_host="127.0.0.1",
+            broker_host=network.host_ip,
             broker_port=broker.port,
             data_dir=root / "devices",
             telemetry_interval_s=plan.telemetry_interval_s,
@@ -202,6 +214,8 @@ def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Ite
             broker=broker,
             updates=UpdateSettings(health_window_s=4, health_min_inferences=4, max_latency_ratio=20.0),
             enrollment=EnrollmentSettings(server_url=server.url, provisioning_token=provisioning.json()["token"]),
+            keepalive_s=_KEEPALIVE_S,
+            cohort_network=network,
         )
         fleet.start()
         yield parts
@@ -209,6 +223,7 @@ def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Ite
         parts.stop_fleet()
         server.stop()
         broker.stop()
+        network.remove()
 
 
 def _devices(server: _Server) -> list[dict[str, Any]]:
@@ -226,10 +241,11 @@ def _rollouts(server: _Server) -> dict[str, str]:
 class _Faults:
     """The faults in turn, each one ``outage_s`` long where it has a length."""
 
-    def __init__(
-        self, plan: SoakPlan, broker: Mosquitto, server: _Server, fleet: Fleet, model: str, versions: list[str]
-    ) -> None:
-        self._plan, self._broker, self._server, self._fleet = plan, broker, server, fleet
+    def __init__(self, plan: SoakPlan, parts: _Parts, model: str, versions: list[str]) -> None:
+        assert parts.fleet is not None  # started by _running
+        self._plan, self._broker, self._server, self._fleet = plan, parts.broker, parts.server, parts.fleet
+        self._network = parts.network
+        self.cut_offline = 0  # the most cohort devices the server saw offline at the end of a cut
         self._model, self._versions = model, versions
         self._next_version = 1
         self._rng = np.random.default_rng(0)
@@ -243,11 +259,13 @@ class _Faults:
             time.sleep(self._plan.outage_s)
             self._server.start()
         elif name == "cohort-cut":
-            for proxy in self._fleet.proxies.values():
-                proxy.cut()
-            time.sleep(self._plan.outage_s)
-            for proxy in self._fleet.proxies.values():
-                proxy.restore()
+            self._network.cut()
+            time.sleep(self._plan.cut_s)
+            # the broker has published the cut devices' last will by now (1.5 keepalives without a word)
+            cohort = set(self._fleet.processes)
+            offline = {d["id"] for d in _devices(self._server) if d["state"] == "offline"}
+            self.cut_offline = max(self.cut_offline, len(cohort & offline))
+            self._network.restore()
         elif name == "update-kill":
             self._update_and_kill()
 
@@ -314,11 +332,11 @@ def soak(root: Path, plan: SoakPlan, model: str, packages: list[tuple[str, Path]
     versions = [version for version, _ in packages]
     faults: list[tuple[float, str]] = []
     with _running(root, plan, [path for _, path in packages], key) as parts:
-        broker, server, fleet = parts.broker, parts.server, parts.fleet
+        server, fleet = parts.server, parts.fleet
         assert fleet is not None  # started by _running
         _wait(lambda: _online(server) == plan.devices, 120, "the emulated devices did not all enroll and report")
         started = time.monotonic()
-        injector = _Faults(plan, broker, server, fleet, model, versions)
+        injector = _Faults(plan, parts, model, versions)
         turn = 0
         # a fault in the middle of each slot of fault_every_s
         while (turn + 0.5) * plan.fault_every_s < plan.duration_s:
@@ -338,6 +356,7 @@ def soak(root: Path, plan: SoakPlan, model: str, packages: list[tuple[str, Path]
         devices = _devices(server)
         rollouts = _rollouts(server)
         restarts = sum(p.restarts for p in fleet.processes.values())
+        cohort = len(fleet.processes)
         bricked = [
             f"{d['id']}: {d['state']}, {d['model_version']}"
             for d in devices
@@ -360,4 +379,6 @@ def soak(root: Path, plan: SoakPlan, model: str, packages: list[tuple[str, Path]
         rollouts=rollouts,
         unfinished=[r for r, state in rollouts.items() if state not in _TERMINAL],
         agent_restarts=restarts,
+        cohort=cohort,
+        cohort_offline_in_cut=injector.cut_offline,
     )

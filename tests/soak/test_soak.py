@@ -31,3 +31,5 @@ def test_after_three_minutes_of_faults_nothing_is_lost_no_device_is_bricked_and_
     assert report.rollouts
     assert report.unfinished == [], report.rollouts
     assert report.agent_restarts >= 1  # the processes' update was killed at least once
+    assert report.cohort == 2
+    assert report.cohort_offline_in_cut == report.cohort  # the namespace's cut was a real one: the broker saw it
