@@ -40,9 +40,11 @@ import numpy as np
 from devices.broker import Mosquitto
 from devices.emulator import Fleet
 from devices.netns import CohortNetwork
+from edge_agent.sequence import SEQ_FILE, spent
 from edge_agent.settings import EnrollmentSettings, UpdateSettings
-from edgefleet.errors import ConfigError
+from edgefleet.errors import AgentError, ConfigError
 from edgefleet.ports import free_port
+from edgefleet.topics import TopicKind
 
 __all__ = ["FAULTS", "SoakPlan", "SoakReport", "soak"]
 
@@ -300,10 +302,10 @@ class _Faults:
 
 
 def _numbered(device_dir: Path) -> int:
-    """How many telemetry messages a device has numbered (its next seq, saved before each is used)."""
+    """How many telemetry seqs a device has spent (each one stored in its outbox, or sent when it could not be)."""
     try:
-        return int(json.loads((device_dir / "seq.json").read_text()).get("telemetry", 0))
-    except (OSError, ValueError):
+        return spent(device_dir, TopicKind.TELEMETRY)
+    except AgentError:
         return 0
 
 
@@ -365,7 +367,7 @@ def soak(root: Path, plan: SoakPlan, model: str, packages: list[tuple[str, Path]
         parts.stop_fleet()
         # what the devices sent last (their outboxes, their final interval) reaches the database within seconds
         database = server.data_dir / "fleet.db"
-        numbered = {d.name: _numbered(d) for d in (root / "devices").iterdir() if (d / "seq.json").is_file()}
+        numbered = {d.name: _numbered(d) for d in (root / "devices").iterdir() if (d / SEQ_FILE).is_file()}
         with contextlib.suppress(ConfigError):
             _wait(lambda: not _missing(numbered, _stored(database)), plan.settle_s, "telemetry is missing")
     missing = _missing(numbered, _stored(database))

@@ -18,10 +18,10 @@ from edge_agent.backends import Backend
 from edge_agent.feeder import Feeder
 from edge_agent.model import LoadedModel, check_profile, load_model
 from edge_agent.mqtt import Link
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import OUTBOX_FILE, Outbox
 from edge_agent.reservoir import Picker, Reservoir, true_label
 from edge_agent.sample_upload import SampleUploader
-from edge_agent.sequence import Sequences
+from edge_agent.sequence import SEQ_FILE, Sequences
 from edge_agent.settings import AgentSettings
 from edge_agent.sources import Source, open_source
 from edge_agent.sources.settings import SimulatedSourceSettings
@@ -60,7 +60,7 @@ class Agent:
         self._stop = threading.Event()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         outbox = Outbox(
-            settings.data_dir / "outbox.sqlite3",
+            settings.data_dir / OUTBOX_FILE,
             max_messages=settings.broker.outbox_max_messages,
             max_bytes=settings.broker.outbox_max_bytes,
         )
@@ -69,7 +69,7 @@ class Agent:
             settings.device_id,
             settings.profile,
             settings.broker,
-            Sequences(settings.data_dir / "seq.json"),
+            Sequences(settings.data_dir / SEQ_FILE, outbox.numbered()),
             outbox,
             keys_version=lambda: self.keys.version,
         )

@@ -208,20 +208,20 @@ class Link:
                 return received
 
     def next_seq(self, kind: TopicKind) -> int:
-        """The next ``seq`` of this device on ``kind`` (kept across restarts)."""
-        return self._seq.take(kind)
+        """The next ``seq`` of this device on ``kind``, spent when the outbox stores its message."""
+        return self._seq.reserve(kind)
 
     def _queue(self, kind: TopicKind, message: TelemetryV1 | EventV1, reported: Dropped | None = None) -> None:
         payload = message.model_dump_json().encode()
         try:
             self._outbox.put(kind, topic(self.device_id, kind), message.seq, payload, reported=reported)
         except AgentError as err:
-            self._send_unstored(kind, payload, err)
+            self._send_unstored(kind, message.seq, payload, err)
             return
         self._outbox_failing = False
         self._wake.set()
 
-    def _send_unstored(self, kind: TopicKind, payload: bytes, err: AgentError) -> None:
+    def _send_unstored(self, kind: TopicKind, seq: int, payload: bytes, err: AgentError) -> None:
         """The outbox cannot be written (a full disk): send straight away without store-and-forward, and say so
         once per episode, so the fleet learns why this device may lose data while the broker is away."""
         if not self._outbox_failing:
@@ -231,13 +231,15 @@ class Link:
                 EventKind.ERROR,
                 detail=f"data_dir is full or unwritable, sending without store-and-forward: {err.message}",
             )
+            self._seq.spend(TopicKind.EVENTS, warning.seq)
             self._client.publish(topic(self.device_id, TopicKind.EVENTS), warning.model_dump_json(), qos=1)
+        self._seq.spend(kind, seq)
         self._client.publish(topic(self.device_id, kind), payload, qos=1)
 
     def _event(self, kind: EventKind, *, package: str | None = None, detail: str = "") -> EventV1:
         return EventV1(
             device_id=self.device_id,
-            seq=self._seq.take(TopicKind.EVENTS),
+            seq=self._seq.reserve(TopicKind.EVENTS),
             ts=time.time(),
             kind=kind,
             package=package,

@@ -14,12 +14,15 @@ from typing import Final
 from edgefleet.errors import AgentError
 from edgefleet.topics import TopicKind
 
-__all__ = ["Dropped", "Outbox", "Queued"]
+__all__ = ["OUTBOX_FILE", "Dropped", "Outbox", "Queued"]
 
 log = logging.getLogger(__name__)
 
+OUTBOX_FILE: Final = "outbox.sqlite3"
+
 # AUTOINCREMENT: ids never come back after the table empties, so id order is send order across restarts.
-# `dropped` holds what the bound threw away and no event has reported yet (one row per topic kind).
+# `dropped` holds what the bound threw away and no event has reported yet (one row per topic kind); `numbered`
+# the seq after the highest each kind stored, which spends a seq in the transaction that stores its message.
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS message (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -27,6 +30,10 @@ CREATE TABLE IF NOT EXISTS message (
     topic TEXT NOT NULL,
     seq INTEGER NOT NULL,
     payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS numbered (
+    kind TEXT PRIMARY KEY,
+    next INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dropped (
     kind TEXT PRIMARY KEY,
@@ -98,6 +105,11 @@ class Outbox:
                     "INSERT INTO message (kind, topic, seq, payload) VALUES (?, ?, ?, ?)",
                     (kind.value, topic, seq, payload),
                 )
+                self._db.execute(
+                    "INSERT INTO numbered (kind, next) VALUES (?, ?) "
+                    "ON CONFLICT (kind) DO UPDATE SET next = max(next, excluded.next)",
+                    (kind.value, seq + 1),
+                )
                 if reported:
                     self._settle(reported)
                 self._enforce_bound()
@@ -106,6 +118,12 @@ class Outbox:
                 f"cannot queue {kind.value} seq {seq} in the outbox {self.path}: {err}",
                 hint="free space in data_dir, or lower broker.outbox_max_bytes so the outbox fits",
             ) from err
+
+    def numbered(self) -> dict[TopicKind, int]:
+        """Per kind, the seq after the highest this outbox ever stored (the floor of ``Sequences``)."""
+        with self._lock:
+            rows = self._db.execute("SELECT kind, next FROM numbered").fetchall()
+        return {TopicKind(kind): int(next_seq) for kind, next_seq in rows}
 
     def peek(self, *, after_id: int, limit: int) -> list[Queued]:
         """Up to ``limit`` messages with an id above ``after_id``, oldest first."""

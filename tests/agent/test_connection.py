@@ -24,7 +24,7 @@ from edge_agent import BrokerSettings, load_settings
 from edge_agent.backoff import Backoff
 from edge_agent.mqtt import Link
 from edge_agent.outbox import Outbox
-from edge_agent.sequence import Sequences
+from edge_agent.sequence import Sequences, spent
 from edgefleet.errors import ConfigError
 from edgefleet.messages import StatusV1, TelemetryV1
 from edgefleet.topics import TopicKind
@@ -266,7 +266,7 @@ def test_sigterm_finishes_the_interval_says_offline_and_exits_0(
     assert agent.returncode == 0, stderr
     served = int(stderr.rsplit("stopped after ", 1)[1].split()[0])
 
-    sent = Sequences(data_dir / "seq.json").take(TopicKind.TELEMETRY)
+    sent = spent(data_dir, TopicKind.TELEMETRY)
     telemetry = [TelemetryV1.model_validate_json(p) for p, _ in watcher.wait_for("ef/v1/term-1/telemetry", sent)]
     assert [t.seq for t in telemetry] == list(range(sent))  # the last, partial interval arrived too
     assert sum(t.inference_count for t in telemetry) == served > 0

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from edge_agent import Agent, AgentSettings, BrokerSettings, SimulatedSourceSettings
 from edge_agent.mqtt import INFLIGHT_WINDOW
 from edge_agent.outbox import Dropped, Outbox
-from edge_agent.sequence import Sequences
+from edge_agent.sequence import spent
 from edgefleet.messages import EventKind, EventV1, StatusV1, TelemetryV1
 from edgefleet.topics import TopicKind
 from fleet_server.broker import EmbeddedBroker
@@ -196,7 +196,7 @@ def _seqs(subscribers: list[Subscriber]) -> list[int]:
 
 def _sent(data_dir: Path) -> int:
     """How many telemetry seqs the agent has taken (read once the agent has stopped)."""
-    return Sequences(data_dir / "seq.json").take(TopicKind.TELEMETRY)
+    return spent(data_dir, TopicKind.TELEMETRY)
 
 
 def _outage(broker: RestartableBroker, gate: Gate, server: Server, watcher: Subscriber, until: Any) -> Subscriber:

@@ -12,7 +12,8 @@ import pytest
 from edge_agent import load_settings
 from edge_agent.agent import as_probabilities
 from edge_agent.backends import choose_artifact, load_backend
-from edge_agent.sequence import Sequences
+from edge_agent.outbox import OUTBOX_FILE, Outbox
+from edge_agent.sequence import SEQ_FILE, Sequences, spent
 from edge_agent.settings import SimulatedSourceSettings
 from edge_agent.sources import SimulatedSensor
 from edge_agent.system import SystemProbe
@@ -227,6 +228,22 @@ def test_sequences_survive_a_restart(tmp_path: Path) -> None:
     again = Sequences(tmp_path / "seq.json")
     assert again.take(TopicKind.TELEMETRY) == 3
     assert again.take(TopicKind.EVENTS) == 0
+
+
+def test_a_report_seq_is_spent_only_once_the_outbox_stores_it(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / OUTBOX_FILE, max_messages=100, max_bytes=1 << 20)
+    seqs = Sequences(tmp_path / SEQ_FILE, outbox.numbered())
+    for _ in range(2):
+        seq = seqs.reserve(TopicKind.TELEMETRY)
+        outbox.put(TopicKind.TELEMETRY, "t", seq, b"report")
+    outbox.remove([q.id for q in outbox.peek(after_id=0, limit=10)])  # acknowledged: gone from the outbox
+    seqs.reserve(TopicKind.TELEMETRY)  # numbered, and the agent is killed before it stores the report
+    outbox.close()
+    assert spent(tmp_path, TopicKind.TELEMETRY) == 2
+    again = Outbox(tmp_path / OUTBOX_FILE, max_messages=100, max_bytes=1 << 20)
+    # after the restart the next report takes that number again: no hole the server would count as lost
+    assert Sequences(tmp_path / SEQ_FILE, again.numbered()).reserve(TopicKind.TELEMETRY) == 2
+    again.close()
 
 
 def test_the_system_probe_reads_this_process() -> None:
