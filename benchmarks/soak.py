@@ -46,7 +46,7 @@ def run(plan: SoakPlan = PLAN) -> str:
         f"`python -m benchmarks.soak` (part of `make bench`; devices/soak.py, and a 3-minute version in the suite, "
         f"`tests/soak`): {plan.devices} emulated devices (real agents; one in four as its own process inside a "
         f"network namespace, the cohort) enrolled at the fleet server running as its own process on SQLite, against Mosquitto 2.0.11 "
-        f"with persistence, telemetry every {plan.telemetry_interval_s:g} s, for {plan.duration_s / 60:g} min with a "
+        f"in production broker mode (TLS, a login per device, ACL) with persistence, telemetry every {plan.telemetry_interval_s:g} s, for {plan.duration_s / 60:g} min with a "
         f"fault every {plan.fault_every_s:g} s in turn: broker restart, server killed with SIGKILL, the cohort's "
         f"link taken down for {plan.cut_s:g} s (MQTT keepalive 5 s), a rollout of the next version with the process "
         f"devices killed with SIGKILL mid-update (broker and server outages {plan.outage_s:g} s). Counted afterwards, "

@@ -30,11 +30,15 @@ _MOSQUITTO = "/usr/sbin/mosquitto"
 class Mosquitto:
     """Mosquitto on ``host``:``port`` (0: a free one), configured and logging in ``folder``; ``start`` it.
 
+    With ``production`` (the folder where the fleet server keeps its production broker files: logins, ACL, TLS
+    listener) Mosquitto takes its listeners from there, ``port`` being the server's local listener, and writes
+    its pid to ``folder/mosquitto.pid``, where the server sends SIGHUP after each change of logins.
+
     ``restart(down_s)`` stops it cleanly, keeps it down ``down_s``, and starts it again on the same port.
     Raises ConfigError when Mosquitto is not installed or does not come up.
     """
 
-    def __init__(self, folder: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, folder: Path, port: int = 0, host: str = "127.0.0.1", production: Path | None = None) -> None:
         binary = shutil.which("mosquitto") or (_MOSQUITTO if Path(_MOSQUITTO).is_file() else None)
         if binary is None:
             raise ConfigError(
@@ -44,6 +48,8 @@ class Mosquitto:
         self.folder = folder
         self.host = host
         self.port = port or free_port()
+        self.production = production
+        self.pid_file = folder / "mosquitto.pid"
         self.restarts = 0
         self.last_outage: tuple[float, float] | None = None  # wall-clock times the last restart stopped and started it
         self._process: subprocess.Popen[bytes] | None = None
@@ -61,9 +67,14 @@ class Mosquitto:
                 return
             self.folder.mkdir(parents=True, exist_ok=True)
             config = self.folder / "mosquitto.conf"
+            listeners = (
+                f"pid_file {self.pid_file}\ninclude_dir {self.production}\n"
+                if self.production is not None
+                else f"listener {self.port} {self.host}\nallow_anonymous true\n"
+                "max_queued_messages 100000\nmax_inflight_messages 0\n"
+            )
             config.write_text(
-                f"listener {self.port} {self.host}\nallow_anonymous true\n"
-                f"persistence true\npersistence_location {self.folder}/\nmax_queued_messages 100000\nmax_inflight_messages 0\n"
+                f"{listeners}persistence true\npersistence_location {self.folder}/\n"
                 # run as root, Mosquitto would switch to its own user, which cannot write its database here
                 f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
             )

@@ -65,7 +65,8 @@ class Fleet:
     ``updates`` are every device's update settings (its health window); with ``enrollment`` each device enrolls
     itself at the fleet server on its first start. ``faults_armed``, when given, holds the input faults back until
     it is set: their clock starts then (a scenario injects drift when it is ready for it). With ``cohort_network``
-    the process devices run inside that network namespace, reaching the broker at ``broker_host`` across it. ``first_index`` numbers the devices from ``emu-{first_index + 1}`` (a shard of a larger fleet, devices.shards).
+    the process devices run inside that network namespace, reaching the broker at ``broker_host`` across it; with
+    ``broker_ca_file`` every device connects over TLS and checks the broker's certificate against that CA. ``first_index`` numbers the devices from ``emu-{first_index + 1}`` (a shard of a larger fleet, devices.shards).
     Raises InputError for an unknown profile or fault, before anything starts; ``start`` refuses more devices than
     one process can hold (``MAX_DEVICES_PER_PROCESS``).
     """
@@ -90,6 +91,7 @@ class Fleet:
     enrollment: EnrollmentSettings | None = None
     faults_armed: threading.Event | None = None
     keepalive_s: int = 30
+    broker_ca_file: Path | None = None
     cohort_network: CohortNetwork | None = None
     agents: list[Agent] = field(default_factory=list, init=False)
     processes: dict[str, AgentProcess] = field(default_factory=dict, init=False)
@@ -142,7 +144,13 @@ class Fleet:
             runtimes=[r for r in profile.runtimes if r in DEFAULT_RUNTIMES],
             data_dir=self.data_dir / device_id,
             broker=BrokerSettings(
-                host=host, port=port, keepalive_s=self.keepalive_s, reconnect_min_s=0.2, reconnect_max_s=2.0
+                host=host,
+                port=port,
+                keepalive_s=self.keepalive_s,
+                tls=self.broker_ca_file is not None,
+                ca_file=self.broker_ca_file,
+                reconnect_min_s=0.2,
+                reconnect_max_s=2.0,
             ),
             package=self.package,
             trusted_keys=self.trusted_keys,

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Final
 
 from edgefleet.errors import ConfigError
@@ -24,6 +25,7 @@ __all__ = ["CohortNetwork"]
 log = logging.getLogger(__name__)
 
 _IP: Final = "/usr/sbin/ip"
+_PREFIX: Final = "ef-cohort-"
 
 
 class CohortNetwork:
@@ -32,13 +34,13 @@ class CohortNetwork:
     ``create`` sets it up (raises ConfigError when this machine cannot), ``remove`` takes it down again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
         self._ip = shutil.which("ip") or _IP
-        pid = os.getpid()
-        self.name = f"ef-cohort-{pid}"
+        self.pid = os.getpid() if pid is None else pid
+        self.name = f"{_PREFIX}{self.pid}"
         # interface names hold 15 characters; the pid keeps two runs on one machine apart
-        self._host_if, self._cohort_if = f"efh{pid % 10**7}", f"efc{pid % 10**7}"
-        subnet = f"10.213.{pid % 250}"
+        self._host_if, self._cohort_if = f"efh{self.pid % 10**7}", f"efc{self.pid % 10**7}"
+        subnet = f"10.213.{self.pid % 250}"
         self.host_ip, self.cohort_ip = f"{subnet}.1", f"{subnet}.2"
         self.is_cut = False
 
@@ -47,6 +49,7 @@ class CohortNetwork:
         return [self._ip, "netns", "exec", self.name, *argv]
 
     def create(self) -> None:
+        self._remove_orphans()
         self.remove()
         try:
             self._run("netns", "add", self.name)
@@ -79,6 +82,16 @@ class CohortNetwork:
         """Delete the link and the namespace, whatever is left of them."""
         subprocess.run([self._ip, "link", "del", self._host_if], capture_output=True, check=False)
         subprocess.run([self._ip, "netns", "del", self.name], capture_output=True, check=False)
+
+    def _remove_orphans(self) -> None:
+        """Namespaces left by a run that was killed before it could remove its own (its pid is gone)."""
+        listed = subprocess.run([self._ip, "netns", "list"], capture_output=True, text=True, check=False).stdout
+        for line in listed.splitlines():
+            name = line.split(" ", 1)[0]
+            pid = name.removeprefix(_PREFIX)
+            if name.startswith(_PREFIX) and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                log.info("netns.orphan_removed", extra={"namespace": name})
+                CohortNetwork(int(pid)).remove()
 
     def _in_cohort(self, *args: str) -> None:
         self._run("-n", self.name, *args)

@@ -1,7 +1,8 @@
 """A soak: the emulated fleet under a fault every ``fault_every_s``, and what must hold afterwards.
 
-Every part is real: a Mosquitto (devices.broker, restartable, persistence on), the fleet server as a process of
-its own on SQLite against that Mosquitto (so it can be killed with SIGKILL, as the OOM killer or a power cut
+Every part is real: a Mosquitto (devices.broker, restartable, persistence on) in production broker mode (the
+server writes its logins, ACL and TLS listener; devices connect over TLS with the logins enrollment gave them),
+the fleet server as a process of its own on SQLite against that Mosquitto (so it can be killed with SIGKILL, as the OOM killer or a power cut
 would), and emulated devices (devices.Fleet) that enroll themselves and serve the package's first version. The
 faults take turns:
 
@@ -97,6 +98,7 @@ class _Server:
     http_port: int
     mqtt_port: int
     trusted_key: Path
+    mosquitto: dict[str, object]  # the server's production broker settings
     process: subprocess.Popen[bytes] | None = None
     kills: int = 0
     _log: Path = field(init=False)
@@ -108,19 +110,25 @@ class _Server:
     def url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
         env = os.environ | {
             "EDGEFLEET_SERVER_DATA_DIR": str(self.data_dir),
             "EDGEFLEET_SERVER_HTTP_HOST": self.host,
             "EDGEFLEET_SERVER_HTTP_PORT": str(self.http_port),
             "EDGEFLEET_SERVER_MQTT__EMBEDDED_BROKER": "false",
-            "EDGEFLEET_SERVER_MQTT__HOST": self.host,
+            "EDGEFLEET_SERVER_MQTT__HOST": "127.0.0.1",
+            "EDGEFLEET_SERVER_MOSQUITTO": json.dumps(self.mosquitto),
             "EDGEFLEET_SERVER_MQTT__PORT": str(self.mqtt_port),
             "EDGEFLEET_SERVER_TRUSTED_KEYS": json.dumps([str(self.trusted_key)]),
             "EDGEFLEET_SERVER_ROLLOUT_TICK_S": "0.5",
         }
         with self._log.open("ab") as out:
             self.process = subprocess.Popen([Path(sys.executable).parent / "edgefleet", "server"], stderr=out, env=env)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the server answers healthy (database and broker reached)."""
         _wait(lambda: _answers(self.url), 60, f"the fleet server did not answer (its log: {self._log})")
 
     def kill(self) -> None:
@@ -186,13 +194,28 @@ class _Parts:
 def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Iterator[_Parts]:
     network = CohortNetwork()
     network.create()
-    broker = Mosquitto(root / "broker", host=network.host_ip)
-    server = _Server(root / "server", network.host_ip, free_port(), broker.port, key)
+    # production broker mode: the server writes the logins, the ACL and the TLS listener the devices reach across
+    # the namespace's link; its own clients use the local listener
+    broker_files, local_port, tls_port = root / "broker-files", free_port(), free_port()
+    mosquitto = {
+        "enabled": True,
+        "config_dir": str(broker_files),
+        "tls_port": tls_port,
+        "tls_bind": network.host_ip,
+        "tls_hostnames": [network.host_ip],
+        "pid_file": str(root / "broker" / "mosquitto.pid"),
+    }
+    broker = Mosquitto(root / "broker", port=local_port, production=broker_files)
+    server = _Server(root / "server", network.host_ip, free_port(), broker.port, key, mosquitto)
     server.data_dir.mkdir(parents=True, exist_ok=True)
     parts = _Parts(network, broker, server)
     try:
+        # as docs/production.md says: the server writes the broker's files at its first start, then the broker
+        # starts on them, and the server's MQTT clients, retrying until then, connect
+        server.start(wait=False)
+        _wait(lambda: (broker_files / "edgefleet.conf").is_file(), 60, "the server wrote no broker files")
         broker.start()
-        server.start()
+        server.wait_ready()
         with server.admin() as http:
             for package in packages:
                 uploaded = http.post(
@@ -206,7 +229,8 @@ def _running(root: Path, plan: SoakPlan, packages: list[Path], key: Path) -> Ite
             package=packages[0],
             trusted_keys=[key],
             broker_host=network.host_ip,
-            broker_port=broker.port,
+            broker_port=tls_port,
+            broker_ca_file=broker_files / "ca.pem",
             data_dir=root / "devices",
             telemetry_interval_s=plan.telemetry_interval_s,
             windows_per_s=2.0,

@@ -1,5 +1,6 @@
 """The three-minute soak: the emulated fleet under a fault every 45 s (broker restart, server SIGKILL, a cohort cut
-off, agents killed mid-update), against real Mosquitto and the server in its own process (devices/soak.py)."""
+off in its network namespace, agents killed mid-update), against real Mosquitto in production broker mode (TLS,
+per-device logins) and the server in its own process (devices/soak.py)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,7 @@ def test_after_three_minutes_of_faults_nothing_is_lost_no_device_is_bricked_and_
     assert report.agent_restarts >= 1  # the processes' update was killed at least once
     assert report.cohort == 2
     assert report.cohort_offline_in_cut == report.cohort  # the namespace's cut was a real one: the broker saw it
+    # production broker mode: every device had its own login (plus the server's two), and anonymous was refused
+    logins = (tmp_path / "soak" / "broker-files" / "passwd").read_text().splitlines()
+    assert len(logins) == report.devices + 2
+    assert "allow_anonymous false" in (tmp_path / "soak" / "broker-files" / "edgefleet.conf").read_text()
