@@ -26,6 +26,7 @@ __all__ = ["run"]
 _ROOT: Final = Path(__file__).resolve().parents[1]
 _MQTT_EXAMPLES: Final = 20_000
 _PACKAGE_SEEDS: Final = (1, 2, 3, 4)
+_KEY_LIST_ARGS: Final = ["tests/package/test_key_list.py", "-k", "arbitrary or mutated", "--hypothesis-seed=1"]
 _COUNTS: Final = re.compile(r"(\d+) passing, (\d+) failing, and (\d+) invalid test cases")
 
 
@@ -125,12 +126,14 @@ def run() -> str:
             sum(f.seconds for f in package_runs),
         )
     )
+    figures.append(_pytest_figure("keylist", _KEY_LIST_ARGS))
     figures.append(_pytest_figure("openapi", ["tests/server/test_openapi_fuzz.py", "-k", "sqlite"]))
     labels = {
         "parse": "`parse_message`: arbitrary bytes and mutated status, telemetry, event and command messages",
         "command": "the agent's command callback (`Link._on_message`, then `commands()`)",
         "ingest": "ingest's refusal path (`Ingest._refusal`) over random and device topics",
         "package": f"package reader (`open_package`) on mutated archives, seeds {', '.join(map(str, _PACKAGE_SEEDS))}",
+        "keylist": "signing-key list (`parse_key_list`, `open_key_list`): arbitrary and mutated `keys.json`",
         "openapi": "schemathesis over every operation of the OpenAPI (SQLite), admin token",
     }
     rows = [

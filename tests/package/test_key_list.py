@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edgefleet.errors import KeyListError, UntrustedKeyError
-from edgefleet.keylist import KeyRing, SignedKeyListV1, certify_keys, open_key_list
+from edgefleet.keylist import KeyRing, SignedKeyListV1, certify_keys, open_key_list, parse_key_list
 from edgefleet.package import open_package as extract
 from edgefleet.package import package_key_list, read_installed, verify_package
 from edgefleet.signing import key_id, sign
@@ -151,3 +153,41 @@ def test_a_list_forged_into_a_package_is_ignored_and_the_signature_decides(keys:
     with pytest.raises(UntrustedKeyError):
         verify_package(evil, ring)
     assert ring.version == 0
+
+
+_FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_ROOT = Ed25519PrivateKey.generate()
+_ROOTS = {key_id(_ROOT.public_key()): _ROOT.public_key()}
+_VALID = certify_keys(
+    [Ed25519PrivateKey.generate().public_key()], _ROOT, version=3, expires=datetime(2100, 1, 1, tzinfo=UTC)
+).model_dump_json(by_alias=True)
+
+
+def _refused_or_unchanged(data: bytes) -> None:
+    try:
+        opened = open_key_list(parse_key_list(data), _ROOTS)
+    except KeyListError:
+        return
+    original = open_key_list(parse_key_list(_VALID.encode()), _ROOTS)
+    assert (opened.version, opened.expires, set(opened.keys)) == (
+        original.version,
+        original.expires,
+        set(original.keys),
+    ), "an accepted list says exactly what the root signed"
+
+
+@_FUZZ
+@given(data=st.binary(max_size=512))
+def test_arbitrary_bytes_are_refused_as_a_key_list_error(data: bytes) -> None:
+    _refused_or_unchanged(data)
+
+
+@_FUZZ
+@given(data=st.data())
+def test_a_mutated_key_list_is_refused_or_says_what_the_root_signed(data: st.DataObject) -> None:
+    mutated = bytearray(_VALID.encode())
+    for _ in range(data.draw(st.integers(1, 6))):
+        mutated[data.draw(st.integers(0, len(mutated) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        mutated = mutated[: data.draw(st.integers(0, len(mutated)))]
+    _refused_or_unchanged(bytes(mutated))
