@@ -40,9 +40,11 @@ class CohortNetwork:
         self.name = f"{_PREFIX}{self.pid}"
         # interface names hold 15 characters; the pid keeps two runs on one machine apart
         self._host_if, self._cohort_if = f"efh{self.pid % 10**7}", f"efc{self.pid % 10**7}"
-        subnet = f"10.213.{self.pid % 250}"
-        self.host_ip, self.cohort_ip = f"{subnet}.1", f"{subnet}.2"
+        self._subnet(self.pid % 250)
         self.is_cut = False
+
+    def _subnet(self, index: int) -> None:
+        self.host_ip, self.cohort_ip = f"10.213.{index}.1", f"10.213.{index}.2"
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` run inside the namespace."""
@@ -51,6 +53,11 @@ class CohortNetwork:
     def create(self) -> None:
         self._remove_orphans()
         self.remove()
+        taken = subprocess.run([self._ip, "-o", "-4", "addr"], capture_output=True, text=True, check=False).stdout
+        # another run's cohort may hold the subnet this pid maps to: take the next free one
+        start = self.pid % 250
+        free = (i % 250 for i in range(start, start + 250) if f" 10.213.{i % 250}.1/" not in taken)
+        self._subnet(next(free, start))
         try:
             self._run("netns", "add", self.name)
             self._run("link", "add", self._host_if, "type", "veth", "peer", "name", self._cohort_if)
