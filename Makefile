@@ -49,8 +49,10 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# two workers: one runs the soak and the demo, which mostly wait on their fleets, the other every other test in order
+# (tests/conftest.py)
 test: lint debs
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks
