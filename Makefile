@@ -49,7 +49,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# two workers: one runs the soak and the demo, which mostly wait on their fleets, the other every other test in order
+# two workers: one runs the soak, which mostly waits on its fleet, the other every other test in order
 # (tests/conftest.py)
 test: lint debs
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

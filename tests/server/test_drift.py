@@ -44,6 +44,7 @@ from fleet_server.db.drift_models import DriftBaselineRow, DriftCheckRow
 from fleet_server.drift.history import record_check
 from fleet_server.drift.service import fleet_drift
 from fleet_server.drift.settings import DriftSettings
+from fleet_server.drift.stats import DriftThresholds
 from fleet_server.drift.window import aware, floor_to, merge_window
 from tests.factories import sensor_preprocessing
 from tests.server.conftest import admin_headers
@@ -113,7 +114,11 @@ def drift_server(
         mqtt=MqttSettings(port=free_port()),
         trusted_keys=[signing_key[1]],
         rollout_tick_s=0.2,
-        drift=DriftSettings(check_interval_s=0.3, bucket_s=1.0, baseline_s=1.0),
+        # a baseline needs more samples than one interval holds (200), so a device's two baseline intervals are
+        # both in it even when a bucket boundary falls between them (else the second counted as live)
+        drift=DriftSettings(
+            check_interval_s=0.3, bucket_s=1.0, baseline_s=1.0, thresholds=DriftThresholds(min_samples=300)
+        ),
     )
     handle = ServerHandle(settings)
     handle.start()
