@@ -17,6 +17,7 @@ import binascii
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -196,6 +197,9 @@ class KeyRing(Mapping[str, Ed25519PublicKey]):
         self._path = path
         self._write = write
         self._clock = clock
+        # lists arrive on several threads (the agent's loop and its updater; the server's requests and its
+        # distributor): compare, write and adopt as one step, so an older list never overwrites a newer one
+        self._adopting = threading.Lock()
         self._list: KeyList | None = self._load()
 
     @property
@@ -225,15 +229,16 @@ class KeyRing(Mapping[str, Ed25519PublicKey]):
         Raises KeyListError for a list that is not root-signed, malformed, or already expired.
         """
         opened = open_key_list(signed, self._roots)
-        if self._list is not None and opened.version <= self._list.version:
-            return False
-        if opened.expires <= self._clock():
-            raise KeyListError(
-                f"key list version {opened.version} expired at {opened.expires.isoformat()}", hint=_ROTATE
-            )
-        if self._path is not None:
-            self._write(self._path, signed.model_dump_json(by_alias=True).encode())
-        self._list = opened
+        with self._adopting:
+            if self._list is not None and opened.version <= self._list.version:
+                return False
+            if opened.expires <= self._clock():
+                raise KeyListError(
+                    f"key list version {opened.version} expired at {opened.expires.isoformat()}", hint=_ROTATE
+                )
+            if self._path is not None:
+                self._write(self._path, signed.model_dump_json(by_alias=True).encode())
+            self._list = opened
         log.info(
             "keys.adopted",
             extra={"version": opened.version, "keys": sorted(opened.keys), "expires": opened.expires.isoformat()},
