@@ -49,10 +49,8 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# two workers: one runs the soak, which mostly waits on its fleet, the other every other test in order
-# (tests/conftest.py)
 test: lint debs
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks
