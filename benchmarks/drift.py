@@ -63,6 +63,9 @@ _ONSET: Final = 2
 _AFTER_ONSET: Final = 360
 _SLIDING: Final = (30, 90, 360)  # sliding windows, in intervals: 5 min, 15 min, 1 h (the server's default)
 _SEEDS: Final = (0, 1, 2)
+_SMALL_COHORTS: Final = (1, 2, 3, 5, 10, 20)  # cohorts judged against the package: how many devices
+_SMALL_WIDTH: Final = 30  # their sliding window, in intervals (5 min)
+_SLOW_RECORDING: Final = 25  # a new operating point every 25 windows: 5 s at 5 windows/s, as in the demo
 _BASELINE_INTERVALS: Final = int(DriftSettings().baseline_s // 10)  # the server's default baseline, 10 s intervals
 _SPEED_WANDER_HZ: Final = 0.5
 _LOAD_WANDER: Final = 0.05
@@ -189,9 +192,15 @@ class _Device:
 
 
 def _sensor_device(
-    profile: _Profile, rng: np.random.Generator, intervals: int, drift: _SensorInjection | None, onset: int
+    profile: _Profile,
+    rng: np.random.Generator,
+    intervals: int,
+    drift: _SensorInjection | None,
+    onset: int,
+    per_recording: int = _WINDOWS_PER_RECORDING,
 ) -> _Device:
-    """One machine's baseline and ``intervals`` after it; ``drift`` applies from interval ``onset`` after it on."""
+    """One machine's baseline and ``intervals`` after it; ``drift`` applies from interval ``onset`` after it on; a
+    new operating point every ``per_recording`` windows."""
     machine = _Machine.random(rng)
     tables = []
     recording = machine.recording(rng, None)
@@ -200,7 +209,7 @@ def _sensor_device(
         drifting = drift is not None and interval >= _BASELINE_INTERVALS + onset
         windows = []
         for _ in range(_WINDOWS_PER_INTERVAL):
-            if index >= _WINDOWS_PER_RECORDING:
+            if index >= per_recording:
                 recording = machine.recording(rng, drift if drifting else None)
                 index = 0
             window = recording.window(index, rng)
@@ -291,6 +300,19 @@ def _cohort_own_levels(
     return feature_levels((base * scale).sum(axis=0), per_device.sum(axis=0), rule, phi, phi)
 
 
+def _package_levels(profile: _Profile, devices: Sketches, rule: DriftThresholds) -> npt.NDArray[np.object_]:
+    """(intervals, features): a cohort whose devices have no baseline yet against the package, without the
+    ``min_cohort_devices`` rule, as fleet_server/drift/service.py scores it: the live dispersion is the larger of
+    the window's intervals' and its devices' (when there are two or more)."""
+    per_device = _sliding(devices, _SMALL_WIDTH)  # (devices, intervals, features, bins)
+    cohort = per_device.sum(axis=0)
+    intervals = np.minimum(np.arange(cohort.shape[0]) + 1, _SMALL_WIDTH)[:, None]
+    phi = dispersion(cohort, _sliding(_squares(devices.sum(axis=0))[None], _SMALL_WIDTH)[0], intervals)
+    if len(devices) >= 2:
+        phi = np.maximum(phi, dispersion(cohort, _squares(per_device).sum(axis=0), len(devices)))
+    return feature_levels(profile.reference, cohort, rule, phi, profile.dispersions)
+
+
 def _any(levels: npt.NDArray[np.object_], *wanted: str) -> npt.NDArray[np.bool_]:
     """Whether any feature (the last axis) is at one of ``wanted``."""
     return np.asarray(np.isin(levels.astype(str), wanted).any(axis=-1), dtype=bool)
@@ -321,6 +343,17 @@ def _false_alarms(profile: _Profile, null: _Fleet, rule: DriftThresholds) -> dic
         rates[f"cohort, {width}"] = float(_any(own, "alarm").mean())
         rates[f"cohort warn, {width}"] = float(_any(own, "alarm", "warn").mean())
         rates[f"cohort judged, {width}"] = float(_judged(own).mean())
+    rates |= _small_cohorts(profile, null.sketches, rule, "")
+    return rates
+
+
+def _small_cohorts(profile: _Profile, sketches: Sketches, rule: DriftThresholds, kind: str) -> dict[str, float]:
+    """Per cohort size: the share of checks with an alarm, and with a feature judged, against the package."""
+    rates = {}
+    for size in _SMALL_COHORTS:
+        levels = _package_levels(profile, sketches[:size], rule)[_SMALL_WIDTH:]
+        rates[f"package{kind} {size}"] = float(_any(levels, "alarm").mean())
+        rates[f"package{kind} judged {size}"] = float((levels.astype(str) != "not-enough-data").any(axis=-1).mean())
     return rates
 
 
@@ -354,6 +387,8 @@ def _one_seed(seed: int, rule: DriftThresholds) -> tuple[dict[str, float], dict[
     sensor = _sensor_profile(rng)
     null = _Fleet([_sensor_device(sensor, rng, _NULL_INTERVALS, None, 0) for _ in range(_COHORT)])
     rates = _false_alarms(sensor, null, rule)
+    slow = [_sensor_device(sensor, rng, 4 * _SMALL_WIDTH, None, 0, _SLOW_RECORDING) for _ in range(_COHORT)]
+    rates |= _small_cohorts(sensor, _Fleet(slow).sketches, rule, " slow")
     intervals = _ONSET + _AFTER_ONSET
     delays: dict[str, list[float]] = {}
     for name, drift in _SENSOR_DRIFTS.items():
@@ -489,6 +524,24 @@ def _render(
         ):
             cells = " | ".join(f"{table[f'{key}, {w}']:.1%}" for w in _SLIDING)
             false_rows.append(f"| {label}, {title} | {cells} |")
+    small = [
+        "",
+        f"Cohorts judged against the package's reference while their devices collect baselines, by size, before the "
+        f"rule that only a cohort of {rule.min_cohort_devices} devices or more is (`min_cohort_devices`): the same "
+        f"drift-free streams, a sliding {_SMALL_WIDTH * 10 // 60} min window, each device a machine at its own "
+        "operating point. A few machines look drifted against the many of the training data:",
+        "",
+        "| devices in the cohort | " + " | ".join(str(n) for n in _SMALL_COHORTS) + " |",
+        "| --- |" + " ---: |" * len(_SMALL_COHORTS),
+    ]
+    for label, table, kind in (
+        ("sensor, a new operating point every 5 windows", rates, ""),
+        (f"sensor, every {_SLOW_RECORDING} windows (5 s at the demo's 5 windows/s)", rates, " slow"),
+        ("image", image_rates, ""),
+    ):
+        for key, title in (("package", "checks with an ALARM"), ("package judged", "checks with a feature judged")):
+            cells = " | ".join(f"{table[f'{key}{kind} {n}']:.1%}" for n in _SMALL_COHORTS)
+            small.append(f"| {label}: {title} | {cells} |")
     delay_head = [
         "",
         f"Detection delay in intervals after the onset (1 = the first drifted interval; the onset is {_ONSET} "
@@ -514,4 +567,4 @@ def _render(
         f"Sensor features on the device: {feature_us:.0f} µs per window (5 channels × 512 samples, batches of 64).",
         "",
     ]
-    return head + "\n".join(false_rows + delay_head + delay_rows + _estimate_rows(estimates) + cost)
+    return head + "\n".join(false_rows + small + delay_head + delay_rows + _estimate_rows(estimates) + cost)

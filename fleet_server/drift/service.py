@@ -3,10 +3,12 @@
 A device is compared with its own baseline (its first ``baseline_s`` on the model version it runs, stored by the
 periodic check once it holds ``min_samples``): one machine sits at one or two operating points, so against the
 package's reference, which spans every machine of the training data, it would look drifted all the time. Until
-its baseline is closed a device's level is not-enough-data, and its cohort decides. A cohort is compared with
-the package's reference profile until every device in it has its own baseline; then its devices' windows after
-their baselines are compared with those baselines added up (each scaled to its device's share of the window):
-the same machines on both sides, so the cohort adds their evidence without their differences counting as drift.
+its baseline is closed a device's level is not-enough-data, and its cohort decides. A cohort of at least
+``min_cohort_devices`` is compared with the package's reference profile until every device in it has its own
+baseline (fewer machines than that look drifted against the many of the training data: not-enough-data). Then
+its devices' windows after their baselines are compared with those baselines added up (each scaled to its
+device's share of the window): the same machines on both sides, so the cohort adds their evidence without their
+differences counting as drift.
 
 Values are not independent (``stats.dispersion``): each side's dispersion comes from its baseline's intervals
 (pooled over a cohort's devices), or from the window's intervals when there is no baseline; a cohort judged
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -71,6 +73,12 @@ BASELINES = "device-baselines"  # a cohort judged against its devices' own basel
 _COLLECTING = (
     "collecting this device's baseline: its first telemetry on this model version, until it spans the server's "
     "baseline time and holds enough samples; its cohort is judged against the package's reference meanwhile"
+)
+
+_TOO_FEW = (
+    "{devices} device(s), fewer than the {least} a cohort needs to be judged against the package's reference (a few "
+    "machines, each at its own operating point, look drifted against the many of the training data); judged "
+    "against its devices' own baselines once they have them"
 )
 
 
@@ -145,7 +153,7 @@ class _Judged:
     summary: Summary
     scored: _Scored | None = None
     row: int = 0
-    drawn_only: bool = False  # histograms to look at, no statistics: a device collecting its baseline
+    drawn_only: bool = False  # histograms, no statistics: a device collecting its baseline, a cohort too small
 
 
 def _reference_parts(reference: Reference) -> Parts:
@@ -321,6 +329,8 @@ def _judge(
             judged[index] = _Judged(_unjudged(model, 0))
         elif group.is_device and group.baseline is None:
             batches[(model, "collecting")].append(index)
+        elif group.baseline is None and len(group.device_ids) < thresholds.min_cohort_devices:
+            batches[(model, "few")].append(index)
         else:
             batches[(model, "package" if group.baseline is None else "own")].append(index)
     for (model, scope), indices in batches.items():
@@ -333,6 +343,12 @@ def _judge(
         for row, index in enumerate(indices):
             if scope == "collecting":
                 judged[index] = _Judged(_waiting(groups[index].tally.intervals, _COLLECTING, None), scored, row, True)
+            elif scope == "few":
+                # its counts and histograms as usual, without a level or a worst feature
+                note = _TOO_FEW.format(devices=len(groups[index].device_ids), least=thresholds.min_cohort_devices)
+                summary = _summary(scored, row, groups[index], thresholds)
+                unjudged = replace(summary, level=DriftLevel.NOT_ENOUGH_DATA, worst_feature=None, worst_psi=None)
+                judged[index] = _Judged(replace(unjudged, note=note), scored, row, True)
             else:
                 judged[index] = _Judged(_summary(scored, row, groups[index], thresholds), scored, row)
     return [j for j in judged if j is not None]

@@ -96,6 +96,14 @@ class DriftThresholds(BaseModel):
     ks_alarm: float = Field(default=0.2, gt=0, le=1)
     chi2_alarm_p: float = Field(default=1e-3, gt=0, lt=1)
     min_samples: int = Field(default=200, ge=1)
+    min_cohort_devices: int = Field(
+        default=10,
+        ge=1,
+        description="a cohort is judged against the package's reference only with this many devices or more: the "
+        "reference stands for the many machines of the training data, and a few machines, each at its own "
+        "operating point, look drifted against it (BENCHMARKS.md); smaller cohorts wait for their devices' "
+        "baselines",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -262,6 +262,8 @@ def test_drift_per_device_and_cohort_with_history_alarms_and_the_command_line(
     assert (vib1["reference_counts"], vib1["live_counts"]) == ([80] * 5, [80] * 5)
     line3 = cohorts[("1.0.0", "line-3")]
     assert (line3["level"], line3["sample_count"]) == ("not-enough-data", 10)
+    # one device, judged against the package's reference: too few machines to stand for the training data's many
+    assert "fewer than the 10 a cohort needs" in line3["note"]
     assert cohorts[("1.0.0", "line-2")]["level"] == "alarm"
     assert not cohorts[("9.9.9", "line-3")]["has_reference"]
 
@@ -274,7 +276,9 @@ def test_drift_per_device_and_cohort_with_history_alarms_and_the_command_line(
     assert rows[0]["worst_feature"] == "vib.rms"
     cohort_rows = http.get("/api/v1/drift/history", params={"scope": "cohort", "tag": "line-1"}).json()
     assert cohort_rows
-    assert all(r["level"] == "ok" and r["device_id"] is None for r in cohort_rows)
+    # before its devices' baselines, two devices are too few to judge against the package; after them, ok
+    assert all(r["level"] in ("ok", "not-enough-data") and r["device_id"] is None for r in cohort_rows)
+    assert cohort_rows[0]["level"] == "ok"
     alarms = http.get("/api/v1/drift/alarms").json()
     assert {(a["scope"], a["device_id"] or a["tag"]) for a in alarms} == {("device", "d-shift"), ("cohort", "line-2")}
     assert all(a["since"] <= a["checked_at"] for a in alarms)
@@ -299,42 +303,53 @@ def _rollout(http: httpx.Client, rollout_id: str) -> dict[str, Any]:
     return body
 
 
-def test_a_drift_alarm_on_the_updated_device_fails_its_wave_and_pauses_the_rollout(
+def test_a_drift_alarm_on_the_updated_devices_fails_their_wave_and_pauses_the_rollout(
     drift_server: ServerHandle, http: httpx.Client, signing_key: tuple[Ed25519PrivateKey, Path], tmp_path: Path
 ) -> None:
     _upload(http, _package(tmp_path / "v1", signing_key[0], "1.0.0"))
     _upload(http, _package(tmp_path / "v2", signing_key[0], "2.0.0"))
-    _enroll(http, ["line-1"], ["g-1"])
-    client = _device(drift_server, "g-1")
-    status = StatusV1(
-        device_id="g-1",
-        seq=1,
-        ts=time.time(),
-        state="online",
-        agent_version="0.1.0",
-        profile="rpi4",
-        model=_model("1.0.0"),
-    )
-    _publish(client, topic("g-1", TopicKind.STATUS), status.model_dump_json(), retain=True)
+    # as many devices as a cohort needs to be judged against the package's reference (min_cohort_devices)
+    devices = [f"g-{i}" for i in range(DriftThresholds().min_cohort_devices)]
+    _enroll(http, ["line-1"], devices)
+    clients = {d: _device(drift_server, d) for d in devices}
+    for device_id, client in clients.items():
+        status = StatusV1(
+            device_id=device_id,
+            seq=1,
+            ts=time.time(),
+            state="online",
+            agent_version="0.1.0",
+            profile="rpi4",
+            model=_model("1.0.0"),
+        )
+        _publish(client, topic(device_id, TopicKind.STATUS), status.model_dump_json(), retain=True)
     spec = {
         "package": f"{NAME}@2.0.0",
-        "selector": {"device_ids": ["g-1"]},
-        "waves": [{"devices": 1}],
+        "selector": {"device_ids": devices},
+        "waves": [{"percent": 100}],
         "gates": {"bake_s": 0.5, "min_reported": 1.0, "min_success": 1.0},
     }
     created = http.post("/api/v1/rollouts", json=spec)
     assert created.status_code == 201, created.text
     rollout_id = created.json()["id"]
-    wait_until(lambda: _rollout(http, rollout_id)["devices"] == {"assigned": 1})
-    # the updated device's telemetry on 2.0.0 is stored before it says it committed, so the gate has it to judge
-    _send(client, "g-1", "2.0.0", VIB_SHIFTED, 2)
-    # the device is fresh on 2.0.0, so it is collecting its own baseline: its cohort's alarm is what the gate sees
+    wait_until(lambda: _rollout(http, rollout_id)["devices"] == {"assigned": len(devices)})
+    # the updated devices' telemetry on 2.0.0 is stored before they say they committed, so the gate has it to judge
+    for device_id, client in clients.items():
+        _send(client, device_id, "2.0.0", VIB_SHIFTED, 1)
+    # the devices are fresh on 2.0.0, so they are collecting their own baselines: their cohort's alarm is what the
+    # gate sees
     wait_until(lambda: any(c["level"] == "alarm" for c in http.get("/api/v1/drift/cohorts").json()))
-    assert _device_drift(http, "g-1")["level"] == "not-enough-data"
-    committed = EventV1(
-        device_id="g-1", seq=0, ts=time.time(), kind=EventKind.COMMITTED, rollout_id=rollout_id, package=f"{NAME}@2.0.0"
-    )
-    _publish(client, topic("g-1", TopicKind.EVENTS), committed.model_dump_json())
+    assert _device_drift(http, "g-0")["level"] == "not-enough-data"
+    for device_id, client in clients.items():
+        committed = EventV1(
+            device_id=device_id,
+            seq=0,
+            ts=time.time(),
+            kind=EventKind.COMMITTED,
+            rollout_id=rollout_id,
+            package=f"{NAME}@2.0.0",
+        )
+        _publish(client, topic(device_id, TopicKind.EVENTS), committed.model_dump_json())
 
     def settled() -> dict[str, Any] | None:
         rollout = _rollout(http, rollout_id)
@@ -344,7 +359,7 @@ def test_a_drift_alarm_on_the_updated_device_fails_its_wave_and_pauses_the_rollo
     assert paused is not None
     assert paused["state"] == "paused", paused["reason"]
     assert "drift alarm on cohort 2.0.0/rpi4/line-1 (alarm: vib.rms PSI" in paused["reason"]
-    assert "device g-1" not in paused["reason"]
+    assert "device g-0" not in paused["reason"]
     assert [a["action"] for a in paused["audit"]] == ["created", "paused"]
     assert "drift alarm" in paused["audit"][-1]["detail"]
     # the rollout's page shows the drift gate as the latest periodic check saw it
@@ -352,8 +367,9 @@ def test_a_drift_alarm_on_the_updated_device_fails_its_wave_and_pauses_the_rollo
         lambda: [g for g in _rollout(http, rollout_id)["gates"] if g["name"] == "drift" and not g["passed"]]
     )
     assert "cohort rpi4/line-1" in gate[0]["detail"]
-    client.disconnect()
-    client.loop_stop()
+    for client in clients.values():
+        client.disconnect()
+        client.loop_stop()
 
 
 @pytest.fixture
@@ -377,7 +393,9 @@ def test_bucketed_windows_equal_raw_rows_and_old_history_is_deleted(drift_db: se
             )
         )
     with drift_db() as session:
-        raw = fleet_drift(session, since=now - timedelta(hours=1), until=now)
+        # before any baseline, its three-device cohorts judged against the package, as small ones are not by default
+        rule = DriftThresholds(min_cohort_devices=1)
+        raw = fleet_drift(session, since=now - timedelta(hours=1), until=now, thresholds=rule)
     with drift_db() as session, session.begin():
         record_check(session, now=now, settings=settings)
     with drift_db() as session, session.begin():
