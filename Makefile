@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # the stamp changes with pyproject.toml and constraints.txt, so editing dependencies reinstalls and nothing else does
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 DEMO_ARGS ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 # Debian packages the suite runs for real: Mosquitto (shared subscriptions), PostgreSQL (the second database),
 # Chromium (the dashboard's browser tests) and qemu-user-static (the agent on ARM64)
 DEBS := mosquitto postgresql chromium qemu-user-static iproute2
@@ -49,8 +49,10 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# two workers: one runs the soak, which mostly waits on its fleet, the other every other test in order
+# (tests/conftest.py)
 test: lint debs
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m benchmarks
