@@ -353,7 +353,7 @@ def _small_cohorts(profile: _Profile, sketches: Sketches, rule: DriftThresholds,
     for size in _SMALL_COHORTS:
         levels = _package_levels(profile, sketches[:size], rule)[_SMALL_WIDTH:]
         rates[f"package{kind} {size}"] = float(_any(levels, "alarm").mean())
-        rates[f"package{kind} judged {size}"] = float((levels.astype(str) != "not-enough-data").any(axis=-1).mean())
+        rates[f"package judged{kind} {size}"] = float((levels.astype(str) != "not-enough-data").any(axis=-1).mean())
     return rates
 
 
