@@ -49,7 +49,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# two workers: one runs the soak, which mostly waits on its fleet, the other every other test in order
+# two workers: one runs the tests that mostly wait (the soak, the server's), the other every other test in order
 # (tests/conftest.py)
 test: lint debs
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -10,12 +10,12 @@ from typing import Any, Final
 
 import pytest
 
-# `make test` runs `pytest -n 2`: one worker runs the soak, which mostly waits on its fleet, while the other runs
-# every other test in order, as without xdist (CPU-bound tests two at a time on two cores make timing-sensitive
-# ones flaky: beside the rest, the demo's training made its own rollout fail its latency gate). A scheduler of its
-# own, because xdist_group markers do not work with pytest 9.2 (xdist sets item._nodeid, which pytest no longer
-# reads)
-_BESIDE: Final = ("tests/soak/",)
+# `make test` runs `pytest -n 2`: one worker runs the tests that mostly wait (the soak on its fleet, the server's on
+# their servers and brokers: about a core's third), while the other runs every other test in order, as without
+# xdist (CPU-bound tests two at a time on two cores make timing-sensitive ones flaky: beside the rest, the demo's
+# training made its own rollout fail its latency gate). A scheduler of its own, because xdist_group markers do not
+# work with pytest 9.2 (xdist sets item._nodeid, which pytest no longer reads)
+_BESIDE: Final = ("tests/soak/", "tests/server/")
 
 
 @pytest.hookimpl(tryfirst=True)

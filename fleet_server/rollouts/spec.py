@@ -85,8 +85,9 @@ class Gates(BaseModel):
     drift_fails_at: Literal["warn", "alarm"] | None = Field(
         default="alarm",
         description="the drift level, of an updated device or of its cohort on the new version since the wave "
-        "started, at which the wave fails (judged at the end of the bake time; not enough data never fails it); "
-        "null: no drift gate",
+        "started, at which the wave fails (judged at the end of the bake time; not enough data never fails it, and a "
+        "cohort fresh on the new version is judged against the package only with the server's min_cohort_devices, "
+        "10 by default: a canary of a few devices passes); null: no drift gate",
     )
 
 
