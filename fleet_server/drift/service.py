@@ -346,9 +346,14 @@ def _judge(
             elif scope == "few":
                 # its counts and histograms as usual, without a level or a worst feature
                 note = _TOO_FEW.format(devices=len(groups[index].device_ids), least=thresholds.min_cohort_devices)
-                summary = _summary(scored, row, groups[index], thresholds)
-                unjudged = replace(summary, level=DriftLevel.NOT_ENOUGH_DATA, worst_feature=None, worst_psi=None)
-                judged[index] = _Judged(replace(unjudged, note=note), scored, row, True)
+                summary = replace(
+                    _summary(scored, row, groups[index], thresholds),
+                    level=DriftLevel.NOT_ENOUGH_DATA,
+                    worst_feature=None,
+                    worst_psi=None,
+                    note=note,
+                )
+                judged[index] = _Judged(summary, scored, row, True)
             else:
                 judged[index] = _Judged(_summary(scored, row, groups[index], thresholds), scored, row)
     return [j for j in judged if j is not None]

@@ -384,13 +384,16 @@ def judge_drift(
         return scope.model is not None and scope.model[0] == spec.name and scope.summary.level in failing
 
     devices = [d for d in fleet.devices if d.device_id in committed and drifted(d)]
-    cohorts = [c for c in fleet.cohorts if committed.intersection(c.device_ids) and drifted(c)]
-    # a device fresh on the new version is still collecting its own baseline: its cohort speaks for it meanwhile
+    updated = [c for c in fleet.cohorts if committed.intersection(c.device_ids)]
+    cohorts = [c for c in updated if drifted(c)]
+    # a device fresh on the new version is still collecting its own baseline: its cohort speaks for it meanwhile,
+    # unless it is too small to be judged against the package (min_cohort_devices)
     judged = sum(1 for d in fleet.devices if d.device_id in committed and d.summary.reference == BASELINE)
+    unjudged = sum(1 for c in updated if c.summary.level == DriftLevel.NOT_ENOUGH_DATA)
     if not devices and not cohorts:
         detail = (
             f"no drift {fails_at} on {judged} of {len(committed)} updated devices judged against their own "
-            "baseline, or on their cohorts"
+            f"baseline, or on their cohorts ({unjudged} of {len(updated)} without enough data or devices to judge)"
         )
     else:
         named = [f"device {d.device_id}" + _worst(d) for d in devices[:5]]

@@ -179,6 +179,20 @@ def _device_drift(http: httpx.Client, device_id: str) -> dict[str, Any]:
     return body
 
 
+def _online_on(client: mqtt.Client, device_id: str, version: str) -> None:
+    """The device's retained status: online, running ``version``."""
+    status = StatusV1(
+        device_id=device_id,
+        seq=1,
+        ts=time.time(),
+        state="online",
+        agent_version="0.1.0",
+        profile="rpi4",
+        model=_model(version),
+    )
+    _publish(client, topic(device_id, TopicKind.STATUS), status.model_dump_json(), retain=True)
+
+
 def _edgefleet(server: ServerHandle, *args: str) -> subprocess.CompletedProcess[str]:
     token = admin_headers(server)["Authorization"].removeprefix("Bearer ")
     return subprocess.run(
@@ -313,16 +327,7 @@ def test_a_drift_alarm_on_the_updated_devices_fails_their_wave_and_pauses_the_ro
     _enroll(http, ["line-1"], devices)
     clients = {d: _device(drift_server, d) for d in devices}
     for device_id, client in clients.items():
-        status = StatusV1(
-            device_id=device_id,
-            seq=1,
-            ts=time.time(),
-            state="online",
-            agent_version="0.1.0",
-            profile="rpi4",
-            model=_model("1.0.0"),
-        )
-        _publish(client, topic(device_id, TopicKind.STATUS), status.model_dump_json(), retain=True)
+        _online_on(client, device_id, "1.0.0")
     spec = {
         "package": f"{NAME}@2.0.0",
         "selector": {"device_ids": devices},
@@ -370,6 +375,43 @@ def test_a_drift_alarm_on_the_updated_devices_fails_their_wave_and_pauses_the_ro
     for client in clients.values():
         client.disconnect()
         client.loop_stop()
+
+
+def test_a_canary_too_small_to_judge_against_the_package_passes_the_drift_gate_and_says_so(
+    drift_server: ServerHandle, http: httpx.Client, signing_key: tuple[Ed25519PrivateKey, Path], tmp_path: Path
+) -> None:
+    _upload(http, _package(tmp_path / "v1", signing_key[0], "1.0.0"))
+    _upload(http, _package(tmp_path / "v2", signing_key[0], "2.0.0"))
+    _enroll(http, ["line-9"], ["solo"])
+    client = _device(drift_server, "solo")
+    _online_on(client, "solo", "1.0.0")
+    spec = {
+        "package": f"{NAME}@2.0.0",
+        "selector": {"device_ids": ["solo"]},
+        "waves": [{"devices": 1}],
+        "gates": {"bake_s": 0.5, "min_reported": 1.0, "min_success": 1.0},
+    }
+    created = http.post("/api/v1/rollouts", json=spec)
+    assert created.status_code == 201, created.text
+    rollout_id = created.json()["id"]
+    wait_until(lambda: _rollout(http, rollout_id)["devices"] == {"assigned": 1})
+    # what made a lone canary's cohort alarm against the package before: all of it in the reference's top bin
+    _send(client, "solo", "2.0.0", VIB_SHIFTED, 1)
+    wait_until(lambda: any(c["model_version"] == "2.0.0" for c in http.get("/api/v1/drift/cohorts").json()))
+    committed = EventV1(
+        device_id="solo",
+        seq=0,
+        ts=time.time(),
+        kind=EventKind.COMMITTED,
+        rollout_id=rollout_id,
+        package=f"{NAME}@2.0.0",
+    )
+    _publish(client, topic("solo", TopicKind.EVENTS), committed.model_dump_json())
+    done = wait_until(lambda: (r := _rollout(http, rollout_id))["state"] != "running" and r, timeout_s=30)
+    assert done["state"] == "completed", done["reason"]
+    assert "on their cohorts (1 of 1 without enough data or devices to judge)" in done["audit"][-1]["detail"]
+    client.disconnect()
+    client.loop_stop()
 
 
 @pytest.fixture
