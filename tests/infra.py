@@ -84,9 +84,10 @@ def _accepts(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def mosquitto(folder: Path) -> Iterator[int]:
-    """Mosquitto listening on a free loopback port, anonymous, without persistence; yields the port."""
-    port = free_port()
+def mosquitto(folder: Path, port: int | None = None) -> Iterator[int]:
+    """Mosquitto listening on ``port`` (a free one by default) on loopback, anonymous, without persistence; yields
+    the port."""
+    port = port or free_port()
     config = folder / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     with (folder / "mosquitto.log").open("wb") as log:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -26,10 +25,10 @@ from edge_agent.outbox import Dropped, Outbox
 from edge_agent.sequence import spent
 from edgefleet.messages import EventKind, EventV1, StatusV1, TelemetryV1
 from edgefleet.topics import TopicKind
-from fleet_server.broker import EmbeddedBroker
 from fleet_server.db import Telemetry, make_engine, make_session_factory, upgrade
 from fleet_server.ingest import Ingest, IngestMetrics
 from tests.agent.conftest import Subscriber, TinyPackage
+from tests.infra import mosquitto
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,29 +42,23 @@ _REPORT = re.compile(r"dropped (\d+) telemetry messages \(seq (\d+)\.\.(\d+)\)")
 
 
 class RestartableBroker:
-    """The embedded amqtt broker on a fixed port, on its own event loop, that a test can stop and start again."""
+    """Mosquitto on a fixed port, which a test stops (SIGTERM) and starts again: a real broker going away. Not the
+    embedded amqtt broker: its shutdown can hang when a connection closes under it (seen in a fresh-clone run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-broker", daemon=True)
-        self._thread.start()
-        self._broker: EmbeddedBroker | None = None
+        self._folder = folder
+        self._running: contextlib.ExitStack | None = None
 
     def start(self) -> None:
-        self._broker = EmbeddedBroker("127.0.0.1", self.port)
-        asyncio.run_coroutine_threadsafe(self._broker.start(), self._loop).result(10)
+        running = contextlib.ExitStack()
+        running.enter_context(mosquitto(self._folder, self.port))
+        self._running = running
 
     def stop(self) -> None:
-        if self._broker is not None:
-            asyncio.run_coroutine_threadsafe(self._broker.stop(), self._loop).result(10)
-            self._broker = None
-
-    def close(self) -> None:
-        self.stop()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        if self._running is not None:
+            self._running.close()
+            self._running = None
 
 
 class Gate:
@@ -163,7 +156,7 @@ class Server:
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[tuple[RestartableBroker, Gate, Server]]:
-    broker = RestartableBroker()
+    broker = RestartableBroker(tmp_path)
     broker.start()
     gate = Gate(broker.port)
     gate.open()
@@ -171,7 +164,7 @@ def network(tmp_path: Path) -> Iterator[tuple[RestartableBroker, Gate, Server]]:
     yield broker, gate, server
     server.ingest.stop()
     gate.shut()
-    broker.close()
+    broker.stop()
 
 
 def _settings(tiny: TinyPackage, data_dir: Path, port: int, **broker: object) -> AgentSettings:
@@ -202,8 +195,7 @@ def _sent(data_dir: Path) -> int:
 def _outage(broker: RestartableBroker, gate: Gate, server: Server, watcher: Subscriber, until: Any) -> Subscriber:
     """Cut the device's network and stop the broker until ``until()``; restart, resubscribe, restore the network."""
     gate.shut()
-    # the broker has seen the device go (it sent the will) before it stops: amqtt's shutdown can hang when
-    # a connection closes under it
+    # the broker has seen the device go (it sent the will) before it stops
     wait_until(lambda: any(StatusV1.model_validate_json(p).state == "offline" for p, _ in watcher.on(STATUS)))
     broker.stop()
     wait_until(until, timeout_s=15)
